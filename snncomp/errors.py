@@ -1,0 +1,66 @@
+"""One error hierarchy for snncomp.
+
+Every error a user can meet derives from :class:`SnnCompError`, so a caller can
+catch all of them with one ``except``. Errors that carry several problems keep
+them as a list of :class:`Diagnostic` (path + message), and print one per line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DSLError",
+    "Diagnostic",
+    "IRError",
+    "PassError",
+    "PipelineError",
+    "SnnCompError",
+    "TargetError",
+]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem: where it is (``edges[2].weight``) and what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SnnCompError(Exception):
+    """Base class of every error raised by snncomp."""
+
+
+class IRError(SnnCompError, ValueError):
+    """An IR document or network is invalid; ``diagnostics`` lists every problem."""
+
+    def __init__(self, summary: str, diagnostics: list[Diagnostic] | None = None):
+        self.summary = summary
+        self.diagnostics = list(diagnostics or [])
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if not self.diagnostics:
+            return self.summary
+        lines = [self.summary] + [f"  - {d}" for d in self.diagnostics]
+        return "\n".join(lines)
+
+
+class DSLError(SnnCompError, ValueError):
+    """A DSL call was misused; the message points at the user's line."""
+
+
+class PassError(SnnCompError):
+    """A compiler pass failed; the message names the pass and what ran before it."""
+
+
+class PipelineError(SnnCompError, ValueError):
+    """A pipeline description names an unknown pass or option."""
+
+
+class TargetError(SnnCompError):
+    """A target is unavailable or cannot run the given network."""
