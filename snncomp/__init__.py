@@ -11,17 +11,44 @@ from .errors import DSLError, IRError, PassError, PipelineError, SnnCompError, T
 
 __version__ = "0.1.0"
 
+# Heavy parts (JAX runtime, passes) load on first use, so `import snncomp` stays fast.
+_LAZY = {
+    "compile": ("snncomp.runtime", "compile"),
+    "Spikes": ("snncomp.runtime", "Spikes"),
+    "Recording": ("snncomp.runtime", "Recording"),
+    "Executable": ("snncomp.runtime", "Executable"),
+    "pipeline": ("snncomp.passes", "pipeline"),
+    "passes": ("snncomp.passes", None),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module 'snncomp' has no attribute {name!r}")
+
+
 __all__ = [
     "DSLError",
+    "Executable",
     "IRError",
     "Network",
     "PassError",
     "PipelineError",
     "Population",
+    "Recording",
     "SnnCompError",
+    "Spikes",
     "TargetError",
     "__version__",
+    "compile",
     "errors",
     "init",
     "ir",
+    "passes",
+    "pipeline",
 ]

@@ -43,6 +43,16 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# Feature modules that add sub-commands through ``add_commands(subparsers)``.
+_COMMAND_MODULES = (
+    "snncomp._pass_cli",
+    "snncomp._run_cli",
+    "snncomp.interop._nir_cli",
+    "snncomp.targets.bss2._cli",
+    "snncomp._train_cli",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``snncomp`` command."""
     from . import __version__
@@ -66,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the IR's JSON schema")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.set_defaults(func=_cmd_schema)
+
+    import importlib
+
+    for module in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if not (exc.name and (module == exc.name or module.startswith(exc.name + "."))):
+                # A real import error inside an existing module: show it.
+                raise
+            continue
+        mod.add_commands(sub)
     return parser
 
 

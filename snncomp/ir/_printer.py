@@ -32,15 +32,22 @@ def format_array(arr: np.ndarray) -> str:
 
 
 def format_value(value: Any, unit: str = "") -> str:
-    """A scalar exactly (shortest repr) with its unit, or an array summary."""
+    """A scalar exactly (shortest repr) with its unit, an array summary, or a compact container."""
     if isinstance(value, np.ndarray):
         return format_array(value) + unit
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value!r}{unit}"
     if isinstance(value, str):
         return value
     if value is None:
         return "none"
+    if isinstance(value, (list, tuple, frozenset, set)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return "[" + ", ".join(format_value(v) for v in items) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
     return f"{value}{unit}"
 
 
@@ -75,8 +82,13 @@ def _edge_line(key: str, edge: Edge, notes: Notes | None) -> str:
     return f"  %{edge.source} -> %{edge.target} [{key}] : " + " ".join(parts) + _notes(notes, key)
 
 
-def format_network(net: Network, node_notes: Notes | None = None, edge_notes: Notes | None = None) -> str:
-    """The text form of ``net``; ``*_notes`` add pass annotations in ``{…}``."""
+def format_network(
+    net: Network,
+    node_notes: Notes | None = None,
+    edge_notes: Notes | None = None,
+    graph_notes: Mapping[str, Any] | None = None,
+) -> str:
+    """The text form of ``net``; ``*_notes`` add pass annotations (``{…}`` per item, ``attr`` lines)."""
     by_name = {n.name: n for n in net.nodes}
     order = node_order(list(by_name), [(e.source, e.target) for e in net.edges])
     rank = {name: i for i, name in enumerate(order)}
@@ -100,5 +112,8 @@ def format_network(net: Network, node_notes: Notes | None = None, edge_notes: No
         import json
 
         lines.append("  metadata " + json.dumps(net.metadata, sort_keys=True, separators=(",", ":")))
+    for key, value in sorted((graph_notes or {}).items()):
+        text = value.text() if hasattr(value, "text") else format_value(value)
+        lines.append(f"  attr {key} = " + text.replace("\n", "\n    "))
     lines.append("}")
     return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""``schedule``: choose the simulator's execution strategy per region and size event buffers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Literal
+
+import networkx as nx
+
+from ..errors import SnnCompError
+from ._annotations import Schedule, Stage, Structure
+from ._graph import annotate_graph, annotate_node
+from ._pass import Pass, PassContext, register
+
+
+@register
+@dataclass(frozen=True)
+class ScheduleEvents(Pass):
+    """Split the network into ordered stages and size every spike buffer.
+
+    A population is *layer-parallel* when it is alone in its strongly connected
+    component, has no self-loop, and is an ``li`` readout or a ``lif`` with
+    ``max_spikes = 1``: its neurons can all be solved at once from the (sorted)
+    spikes of earlier stages. Everything else — recurrent components and
+    multi-spike populations — runs in an *event-queue* stage, one per component.
+    Stages are ordered by topological depth; at equal depth the layer-parallel
+    stage comes first, then event-queue stages by name.
+
+    Buffers (spikes per sample a population can record) are ``size × max_spikes``;
+    for a population with unbounded ``max_spikes`` the option ``spikes_per_neuron``
+    gives the bound (else the pass fails and says so). ``strategy=event-queue``
+    forces every population into event-queue stages (for cross-checking).
+    """
+
+    name = "schedule"
+    requires = ("structure",)
+    ensures = ("schedule",)
+
+    spikes_per_neuron: int | None = None
+    strategy: Literal["auto", "event-queue"] = "auto"
+
+    def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
+        if self.spikes_per_neuron is not None and self.spikes_per_neuron < 1:
+            raise SnnCompError(f"schedule{{spikes_per_neuron={self.spikes_per_neuron}}}: must be >= 1")
+        g = graph.copy()
+        structure: Structure = g.graph["ann"]["structure"]
+        layer_parallel: dict[int, list[str]] = defaultdict(list)
+        queued: list[tuple[int, tuple[str, ...]]] = []
+        for comp in structure.sccs:
+            first = g.nodes[comp[0]]
+            if first["ir"].kind == "input":
+                continue
+            depth = first["ann"]["layer"]
+            if self.strategy == "auto" and self._layer_parallel(g, comp):
+                layer_parallel[depth].append(comp[0])
+            else:
+                queued.append((depth, comp))
+        stages: list[Stage] = []
+        depths = sorted(set(layer_parallel) | {d for d, _ in queued})
+        for depth in depths:
+            if layer_parallel.get(depth):
+                stages.append(
+                    Stage(
+                        index=len(stages), strategy="layer-parallel", populations=tuple(sorted(layer_parallel[depth]))
+                    )
+                )
+            for _d, comp in sorted(q for q in queued if q[0] == depth):
+                stages.append(Stage(index=len(stages), strategy="event-queue", populations=comp))
+        buffers = {n: self._buffer(g.nodes[n]["ir"]) for n in g.nodes if g.nodes[n]["ir"].kind == "lif"}
+        schedule = Schedule(stages=tuple(stages), buffers=buffers)
+        for stage in stages:
+            for p in stage.populations:
+                extra = {"buffer": buffers[p]} if p in buffers else {}
+                annotate_node(g, p, schedule=stage.strategy, stage=stage.index, **extra)
+        annotate_graph(g, schedule=schedule)
+        ctx.remark(schedule.text())
+        return g
+
+    @staticmethod
+    def _layer_parallel(g: nx.MultiDiGraph, comp: tuple[str, ...]) -> bool:
+        if len(comp) != 1 or g.has_edge(comp[0], comp[0]):
+            return False
+        node = g.nodes[comp[0]]["ir"]
+        return node.kind == "li" or (node.kind == "lif" and node.max_spikes == 1)
+
+    def _buffer(self, node: object) -> int:
+        max_spikes = node.max_spikes  # type: ignore[attr-defined]
+        size = node.size  # type: ignore[attr-defined]
+        if max_spikes is not None:
+            return size * max_spikes
+        if self.spikes_per_neuron is None:
+            raise SnnCompError(
+                f"population '{node.name}' has unbounded max_spikes, so its spike buffer cannot be sized; "  # type: ignore[attr-defined]
+                "set max_spikes on the population, or give a bound with schedule{spikes_per_neuron=N} "
+                "(compile option spikes_per_neuron=N)"
+            )
+        return size * self.spikes_per_neuron
