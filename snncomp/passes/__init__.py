@@ -43,20 +43,41 @@ def register_pipeline(target: str, text: str) -> None:
     _PIPELINES[target] = text
 
 
-def pipeline(target: str = "jax", **schedule_options: object) -> Pipeline:
-    """The default pipeline of ``target`` (``"jax"``; ``"bss2"`` once that target is installed)."""
-    if target not in _PIPELINES:
+def pipeline(target: str = "jax", **options: object) -> Pipeline:
+    """The default pipeline of ``target`` (``"jax"``; ``"bss2"`` once that target is installed).
+
+    ``options`` set pass options by name on every pass of the pipeline that has
+    such an option (``pipeline("jax", spikes_per_neuron=4)``); an option that no
+    pass has is an error listing the valid ones.
+    """
+    import dataclasses
+
+    from ..errors import PipelineError
+
+    key = "bss2" if target.startswith("bss2") else target
+    if key not in _PIPELINES and key == "bss2":
         # Targets register their pipelines when imported.
-        if target.startswith("bss2"):
-            import contextlib
+        import contextlib
 
-            with contextlib.suppress(ImportError):
-                import snncomp.targets.bss2  # noqa: F401
-        if target not in _PIPELINES:
-            from ..errors import PipelineError
-
-            raise PipelineError(f"no pipeline for target '{target}'; known targets: {', '.join(sorted(_PIPELINES))}")
-    return Pipeline(_PIPELINES["bss2" if target.startswith("bss2") else target])
+        with contextlib.suppress(ImportError):
+            import snncomp.targets.bss2  # noqa: F401
+    if key not in _PIPELINES:
+        raise PipelineError(f"no pipeline for target '{target}'; known targets: {', '.join(sorted(_PIPELINES))}")
+    passes = list(Pipeline(_PIPELINES[key]).passes)
+    valid: set[str] = set()
+    for i, p in enumerate(passes):
+        names = {f.name for f in dataclasses.fields(p)}
+        valid |= names
+        mine = {k: v for k, v in options.items() if k in names}
+        if mine:
+            passes[i] = make_pass(p.name, {**{f: getattr(p, f) for f in names}, **mine})
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise PipelineError(
+            f"pipeline '{target}' has no pass option {', '.join(map(repr, unknown))}; "
+            f"valid options: {', '.join(sorted(valid)) or '(none)'}"
+        )
+    return Pipeline(passes)
 
 
 __all__ = [

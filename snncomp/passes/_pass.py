@@ -86,6 +86,8 @@ _PASS_MODULES = (
     "snncomp.passes.analyze_structure",
     "snncomp.passes.schedule",
 )
+# Target modules whose passes join the registry when the module exists.
+_OPTIONAL_MODULES = ("snncomp.targets.bss2.passes",)
 _EXTRA_MODULES: list[str] = []
 
 
@@ -110,6 +112,12 @@ def registry() -> dict[str, type[Pass]]:
     """Every registered pass by name, alphabetical."""
     for mod in (*_PASS_MODULES, *_EXTRA_MODULES):
         importlib.import_module(mod)
+    for mod in _OPTIONAL_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if not (exc.name and (mod == exc.name or mod.startswith(exc.name + "."))):
+                raise
     return dict(sorted(_REGISTRY.items()))
 
 
