@@ -24,9 +24,79 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from . import ir
+    from ._inspect import inspect_network
 
     net = ir.load(args.network)
-    print(ir.format(net))
+    if args.text:
+        print(ir.format(net))
+        return 0
+    inspect_network(net, spikes_per_neuron=args.spikes_per_neuron)
+    return 0
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from . import ir, passes
+
+    net = ir.load(args.network)
+    if args.passes:
+        pipe = passes.Pipeline(args.passes)
+    else:
+        opts = {} if args.spikes_per_neuron is None else {"spikes_per_neuron": args.spikes_per_neuron}
+        pipe = passes.pipeline(args.target, **opts)
+    manager = passes.PassManager(
+        pipe.passes,
+        verify_each=not args.no_verify,
+        print_after_all=args.print_ir_after_all,
+        dump_dir=args.dump_dir,
+        keep_stages=bool(args.dot),
+    )
+    result = manager.run(net)
+    if args.dot:
+        out = Path(args.dot)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "00-input.dot").write_text(passes.graph_to_dot(passes.to_graph(net)))
+        for i, (name, g) in enumerate(result.stages, start=1):
+            (out / f"{i:02d}-{name}.dot").write_text(passes.graph_to_dot(g))
+        print(f"wrote {len(result.stages) + 1} dot files to {out}", file=sys.stderr)
+    if args.output:
+        ir.save(result.network, args.output)
+    if not args.print_ir_after_all and not args.quiet:
+        print(result.text())
+    if args.timings or args.remarks:
+        for r in result.remarks if args.remarks else []:
+            print(f"remark: {r}", file=sys.stderr)
+        for t in result.timings if args.timings else []:
+            print(
+                f"time: {t.name:<20} {t.seconds * 1e3:8.3f} ms (+ verify {t.verify_seconds * 1e3:.3f} ms)",
+                file=sys.stderr,
+            )
+    report = _target_report(args.target, result)
+    if report:
+        print(report)
+    return 0
+
+
+def _target_report(target: str, result: object) -> str:
+    if not target.startswith("bss2"):
+        return ""
+    try:
+        from .targets.bss2.report import format_report
+    except ImportError:
+        return ""
+    return format_report(result)
+
+
+def _cmd_passes(args: argparse.Namespace) -> int:
+    from . import passes
+
+    for name, cls in passes.registry().items():
+        opts = ", ".join(f"{n}: {t} = {d!r}" for n, t, d in passes.pass_options(cls))
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:<20} {doc}")
+        if opts:
+            print(f"{'':<20} options: {opts}")
+        if cls.requires or cls.ensures:
+            print(f"{'':<20} requires: {', '.join(cls.requires) or '-'}; ensures: {', '.join(cls.ensures) or '-'}")
     return 0
 
 
@@ -69,9 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", help="network IR JSON file")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("inspect", help="print a network's populations, projections and structure")
+    p = sub.add_parser("inspect", help="tables of a network's populations, projections, structure and schedule")
     p.add_argument("network", help="network IR JSON file")
+    p.add_argument("--text", action="store_true", help="print the IR text form instead of tables")
+    p.add_argument("--spikes-per-neuron", type=int, default=None, help="spike bound for unbounded populations")
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("compile", help="run a target's pass pipeline and show the lowered network")
+    p.add_argument("network", help="network IR JSON file")
+    p.add_argument("--target", default="jax", help="jax (default) or bss2")
+    p.add_argument("--passes", help='explicit pipeline, e.g. "verify,canonicalize,analyze-structure,schedule"')
+    p.add_argument("--spikes-per-neuron", type=int, default=None, help="spike bound for unbounded populations")
+    p.add_argument("--print-ir-after-all", action="store_true", help="print the graph after every pass")
+    p.add_argument("--dot", metavar="DIR", help="write a Graphviz .dot file per stage into DIR")
+    p.add_argument("--dump-dir", metavar="DIR", help="write every stage as .txt, .dot and .json into DIR")
+    p.add_argument("-o", "--output", metavar="OUT.json", help="write the compiled network IR here")
+    p.add_argument("--no-verify", action="store_true", help="do not re-verify the graph after each pass")
+    p.add_argument("--timings", action="store_true", help="print the time of each pass")
+    p.add_argument("--remarks", action="store_true", help="print what each pass changed")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the final graph")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("passes", help="list every registered pass with its options")
+    p.set_defaults(func=_cmd_passes)
 
     p = sub.add_parser("schema", help="print the IR's JSON schema")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")

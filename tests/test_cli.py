@@ -23,7 +23,7 @@ def snncomp(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_commands() -> None:
     r = snncomp("--help")
     assert r.returncode == 0
-    for cmd in ("validate", "inspect", "schema"):
+    for cmd in ("validate", "inspect", "compile", "passes", "schema"):
         assert cmd in r.stdout
 
 
@@ -31,7 +31,7 @@ def test_help_lists_commands() -> None:
 def test_examples_validate_and_inspect(example: str) -> None:
     r = snncomp("validate", f"examples/{example}")
     assert r.returncode == 0, r.stderr
-    r = snncomp("inspect", f"examples/{example}")
+    r = snncomp("inspect", "--text", f"examples/{example}")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("network @")
 
@@ -53,3 +53,51 @@ def test_schema_command_matches_docs() -> None:
     r = snncomp("schema")
     assert r.returncode == 0
     assert json.loads(r.stdout) == json.loads((ROOT / "docs" / "schema.json").read_text())
+
+
+def test_compile_prints_every_stage() -> None:
+    r = snncomp("compile", "examples/recurrent.json", "--target", "jax", "--print-ir-after-all")
+    assert r.returncode == 0, r.stderr
+    for stage in ("input", "'verify'", "'infer-shapes'", "'canonicalize'", "'analyze-structure'", "'schedule'"):
+        assert f"// ----- IR after {stage} ----- //" in r.stdout
+    assert "attr schedule = 0:event-queue(rec) -> 1:layer-parallel(readout); buffers: rec=400" in r.stdout
+
+
+def test_compile_writes_dot_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "compiled.json"
+    r = snncomp("compile", "examples/yinyang.json", "--dot", str(tmp_path / "dot"), "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    dots = sorted((tmp_path / "dot").glob("*.dot"))
+    assert dots[0].name == "00-input.dot" and len(dots) == 6
+    text = dots[-1].read_text()
+    assert text.startswith('digraph "yinyang"') and "layer-parallel" in text
+    assert json.loads(out.read_text())["name"] == "yinyang"
+    dot = shutil.which("dot")
+    if dot:  # Graphviz is optional on the test machine; the dot text itself is tested above.
+        svg = subprocess.run([dot, "-Tsvg", str(dots[-1])], capture_output=True, text=True, timeout=60)
+        assert svg.returncode == 0 and "<svg" in svg.stdout
+
+
+def test_compile_errors_are_one_line(tmp_path: Path) -> None:
+    r = snncomp("compile", "examples/yinyang.json", "--passes", "verify,canonicalise")
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "Did you mean 'canonicalize'" in r.stderr
+    r = snncomp("compile", "examples/yinyang.json", "--passes", "verify,schedule")
+    assert r.returncode == 1 and "run 'analyze-structure' before it" in r.stderr
+    r = snncomp("compile", str(tmp_path / "missing.json"))
+    assert r.returncode == 1 and "cannot read file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_inspect_table() -> None:
+    r = snncomp("inspect", "examples/recurrent.json")
+    assert r.returncode == 0, r.stderr
+    for word in ("populations", "projections", "rec->rec", "event-queue", "layer-parallel", "structure: recurrent"):
+        assert word in r.stdout
+    r = snncomp("inspect", "--text", "examples/recurrent.json")
+    assert r.stdout.startswith("network @recurrent")
+
+
+@pytest.mark.parametrize("command", ["validate", "inspect", "compile", "schema", "passes"])
+def test_every_command_has_help(command: str) -> None:
+    r = snncomp(command, "--help")
+    assert r.returncode == 0 and "usage: snncomp" in r.stdout

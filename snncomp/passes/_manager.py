@@ -154,7 +154,7 @@ class PassManager:
             t2 = time.perf_counter()
             timings.append(PassTiming(p.name, t1 - t0, t2 - t1))
             done.append(p.name)
-            self._emit(f"'{p.name}' ({(t1 - t0) * 1e3:.2f} ms)", out)
+            self._emit(f"'{p.name}'", out)
             self._dump(i, p.name, out)
             if self.keep_stages:
                 stages.append((p.name, out))

@@ -230,5 +230,12 @@ def pass_options(cls: type[Pass]) -> list[tuple[str, str, Any]]:
     out = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else None
-        out.append((f.name, getattr(hints[f.name], "__name__", str(hints[f.name])), default))
+        typ = hints[f.name]
+        if typing.get_origin(typ) is Literal:
+            name = " | ".join(repr(a) for a in typing.get_args(typ))
+        else:
+            name = getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
+        if typing.get_origin(typ) in (typing.Union, types.UnionType):
+            name = str(typ).replace("typing.", "")
+        out.append((f.name, name, default))
     return out

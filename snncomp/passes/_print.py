@@ -22,7 +22,7 @@ def format_graph(g: nx.MultiDiGraph) -> str:
 
 
 def _dot_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace('"', '\\"')
+    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def graph_to_dot(g: nx.MultiDiGraph) -> str:
@@ -39,10 +39,10 @@ def graph_to_dot(g: nx.MultiDiGraph) -> str:
     outputs = set(from_graph(g).output_names())
     for name, data in sorted(g.nodes(data=True)):
         node = data["ir"]
-        label = f"{name}\\n{node.kind}[{node.size}]"
+        label = f"{name}\n{node.kind}[{node.size}]"
         sched = data["ann"].get("schedule")
         if sched is not None:
-            label += f"\\n{sched}"
+            label += f"\n{sched}"
         style = ', style="rounded,filled", fillcolor="#e8f0fe"' if node.kind == "input" else ""
         if name in outputs:
             style = ", peripheries=2"
@@ -51,9 +51,9 @@ def graph_to_dot(g: nx.MultiDiGraph) -> str:
         edge = data["ir"]
         w = edge.effective_weight()
         rng = f"[{float(w.min()):.3g}, {float(w.max()):.3g}]" if w.size else "[]"
-        label = f"{edge.n_synapses} syn\\nw {rng}"
+        label = f"{edge.n_synapses} syn\nw {rng}"
         if edge.delay:
-            label += f"\\nd={edge.delay:g}s"
+            label += f"\nd={edge.delay:g}s"
         recurrent = u == v or sccs[u] == sccs[v]
         style = ', style=dashed, color="#c0392b", fontcolor="#c0392b"' if recurrent else ""
         lines.append(f'  "{_dot_escape(u)}" -> "{_dot_escape(v)}" [label="{_dot_escape(label)}"{style}];')
