@@ -15,6 +15,7 @@ from ._graph import (
     from_graph,
     graph_annotations,
     node_annotations,
+    rekey,
     to_graph,
 )
 from ._manager import CompileResult, PassManager, PassTiming, Pipeline, verify_graph
@@ -111,6 +112,7 @@ __all__ = [
     "register",
     "register_pipeline",
     "registry",
+    "rekey",
     "to_graph",
     "verify_graph",
 ]

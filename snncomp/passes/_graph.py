@@ -64,6 +64,23 @@ def from_graph(g: nx.MultiDiGraph) -> Network:
     )
 
 
+def rekey(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy whose edge keys and indices are those of the network it holds (after edges were removed).
+
+    Annotations are carried over; graph attributes are kept.
+    """
+    net = from_graph(g)
+    out = to_graph(net)
+    out.graph.update({k: v for k, v in g.graph.items()})
+    for name in out.nodes:
+        out.nodes[name]["ann"] = g.nodes[name]["ann"]
+    old = sorted(g.edges(keys=True, data=True), key=lambda e: e[3]["index"])
+    new = sorted(out.edges(keys=True, data=True), key=lambda e: e[3]["index"])
+    for (*_, d_old), (*_, d_new) in zip(old, new):
+        d_new["ann"] = d_old["ann"]
+    return out
+
+
 def annotate_node(g: nx.MultiDiGraph, name: str, **values: Any) -> None:
     """Set annotations on a node of a graph the caller owns (copy-on-write of the dict)."""
     g.nodes[name]["ann"] = {**g.nodes[name]["ann"], **values}

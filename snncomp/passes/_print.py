@@ -18,7 +18,11 @@ __all__ = ["format_graph", "graph_to_dot", "graph_to_json"]
 
 def format_graph(g: nx.MultiDiGraph) -> str:
     """Deterministic text form of a graph with its annotations (topological order, ties by name)."""
-    return format_network(from_graph(g), node_annotations(g), edge_annotations(g), graph_annotations(g))
+    net = from_graph(g)
+    # Match edges by position, so the notes follow the keys the printed network uses.
+    by_index = [d["ann"] for *_, d in sorted(g.edges(keys=True, data=True), key=lambda e: e[3]["index"])]
+    edge_notes = dict(zip(net.edge_keys(), by_index))
+    return format_network(net, node_annotations(g), edge_notes, graph_annotations(g))
 
 
 def _dot_escape(s: str) -> str:

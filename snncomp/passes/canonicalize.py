@@ -9,6 +9,7 @@ import networkx as nx
 import numpy as np
 
 from ..ir import Edge
+from ._graph import from_graph, rekey
 from ._pass import Pass, PassContext, register
 
 
@@ -34,8 +35,6 @@ class Canonicalize(Pass):
 
     def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
         g = graph.copy()
-        from ._graph import from_graph
-
         outputs = from_graph(g).output_names()
         if tuple(g.graph["outputs"]) != outputs:
             g.graph["outputs"] = outputs
@@ -43,7 +42,8 @@ class Canonicalize(Pass):
         self._merge_parallel(g, ctx)
         self._drop_zero(g, ctx)
         self._drop_dead(g, ctx, outputs)
-        return g
+        # Removing edges can change the default keys of the remaining ones (x->h#2 becomes x->h#1).
+        return rekey(g)
 
     @staticmethod
     def _merge_parallel(g: nx.MultiDiGraph, ctx: PassContext) -> None:
