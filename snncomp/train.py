@@ -1,0 +1,319 @@
+"""Training: ``fit`` an executable's parameters with optax, deterministically.
+
+``fit`` works with anything that has ``params`` (a PyTree) and a pure, differentiable
+``apply(params, inputs) -> Recording``; both targets' executables do. The loss is
+``loss(recording, targets) -> scalar`` (mean over the batch). Gradients come from the target's
+adjoint (EventProp on ``jax``; hardware-in-the-loop on ``bss2-mock``).
+
+Determinism: the order of samples in epoch ``e`` comes from ``numpy.random.default_rng([seed, e])``,
+so a run resumed from a checkpoint continues exactly as an uninterrupted one. The last incomplete
+batch of an epoch is dropped (fixed shapes: one compilation); evaluation uses every sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .errors import SnnCompError
+
+__all__ = ["History", "Trainable", "batch_sharding", "evaluate", "fit", "load_checkpoint", "save_checkpoint"]
+
+Data = tuple[Any, Any]
+"""``(inputs, targets)``: inputs a PyTree (e.g. ``dict[str, Spikes]``) and targets an array, batch first."""
+
+
+class Trainable(Protocol):
+    """What ``fit`` needs from an executable."""
+
+    params: Any
+
+    def apply(self, params: Any, inputs: Any) -> Any: ...
+
+
+@dataclass
+class History:
+    """Per-epoch records, the final parameters and optimizer state."""
+
+    records: list[dict[str, float]] = field(default_factory=list)
+    params: Any = None
+    opt_state: Any = None
+
+    def __getitem__(self, key: str) -> list[float]:
+        return [r[key] for r in self.records if key in r]
+
+    def to_json(self) -> str:
+        """The records as JSON (for ``metrics.json``)."""
+        return json.dumps(self.records, indent=1)
+
+
+def _n_samples(data: Data) -> int:
+    leaves = jax.tree.leaves(data[1]) + jax.tree.leaves(data[0])
+    n = {int(np.shape(x)[0]) for x in leaves}
+    if len(n) != 1:
+        raise SnnCompError(f"training data: every array needs the same batch size (leading axis), got {sorted(n)}")
+    return n.pop()
+
+
+def _take(tree: Any, idx: np.ndarray) -> Any:
+    return jax.tree.map(lambda a: np.asarray(a)[idx], tree)
+
+
+def batch_sharding() -> tuple[Any, Any] | None:
+    """(batch sharding, replicated sharding) over all local devices, or None with one device."""
+    devices = jax.devices()
+    if len(devices) < 2:
+        return None
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(devices), ("batch",))
+    return NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+
+
+def _place(tree: Any, sharding: Any) -> Any:
+    return jax.device_put(tree, sharding) if sharding is not None else tree
+
+
+# -- checkpoints (npz, no pickle) ----------------------------------------------------------------
+def _flatten(prefix: str, tree: Any) -> dict[str, np.ndarray]:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {f"{prefix}/{jax.tree_util.keystr(path)}": np.asarray(leaf) for path, leaf in leaves}
+
+
+def save_checkpoint(path: str | Path, params: Any, opt_state: Any = None, meta: dict[str, Any] | None = None) -> Path:
+    """Write params (and optimizer state, metadata) to an ``.npz`` file; no pickle involved."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = _flatten("params", params)
+    if opt_state is not None:
+        arrays.update(_flatten("opt_state", opt_state))
+    arrays["meta"] = np.frombuffer(json.dumps(meta or {}).encode(), dtype=np.uint8)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path: str | Path, params_like: Any, opt_state_like: Any = None) -> tuple[Any, Any, dict]:
+    """Read a checkpoint into the structure of ``params_like`` (and ``opt_state_like``)."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        stored = dict(data)
+
+    def fill(prefix: str, like: Any) -> Any:
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+        out = []
+        for p, leaf in leaves:
+            key = f"{prefix}/{jax.tree_util.keystr(p)}"
+            if key not in stored:
+                raise SnnCompError(f"checkpoint {path}: missing array {key!r} (was it written for another network?)")
+            arr = stored[key]
+            if np.shape(arr) != np.shape(leaf):
+                raise SnnCompError(f"checkpoint {path}: {key!r} has shape {arr.shape}, expected {np.shape(leaf)}")
+            out.append(jnp.asarray(arr, dtype=jnp.asarray(leaf).dtype))
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    params = fill("params", params_like)
+    opt_state = fill("opt_state", opt_state_like) if opt_state_like is not None else None
+    meta = json.loads(bytes(stored["meta"]).decode()) if "meta" in stored else {}
+    return params, opt_state, meta
+
+
+def _latest_checkpoint(directory: Path) -> Path | None:
+    found = sorted(directory.glob("ckpt-*.npz"))
+    return found[-1] if found else None
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+def evaluate(
+    exe: Trainable,
+    loss: Callable[[Any, Any], jax.Array],
+    data: Data,
+    *,
+    params: Any = None,
+    batch_size: int = 256,
+    accuracy: Callable[[Any, Any], jax.Array] | None = None,
+) -> dict[str, float]:
+    """Mean loss (and accuracy) over every sample of ``data``."""
+    params = exe.params if params is None else params
+    n = _n_samples(data)
+
+    @jax.jit
+    def batch_metrics(p: Any, inputs: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
+        rec = exe.apply(p, inputs)
+        acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
+        return loss(rec, targets), acc
+
+    total_loss, total_acc = 0.0, 0.0
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, min(start + batch_size, n))
+        l_, a_ = batch_metrics(params, _take(data[0], idx), _take(data[1], idx))
+        total_loss += float(l_) * len(idx)
+        total_acc += float(a_) * len(idx)
+    out = {"loss": total_loss / max(n, 1)}
+    if accuracy is not None:
+        out["accuracy"] = total_acc / max(n, 1)
+    return out
+
+
+# -- fit -------------------------------------------------------------------------------------------
+def fit(
+    exe: Trainable,
+    loss: Callable[[Any, Any], jax.Array],
+    train_data: Data,
+    *,
+    optimizer: optax.GradientTransformation | None = None,
+    epochs: int = 1,
+    batch_size: int = 64,
+    seed: int = 0,
+    eval_data: Data | None = None,
+    accuracy: Callable[[Any, Any], jax.Array] | None = None,
+    callbacks: Sequence[Callable[[dict[str, float], Any], bool | None]] = (),
+    progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    params: Any = None,
+) -> History:
+    """Train ``exe.params`` to minimise ``loss(exe.apply(params, inputs), targets)``.
+
+    ``optimizer`` defaults to ``optax.adam(1e-3)``. ``accuracy(recording, targets)`` (optional)
+    returns the batch's accuracy. Each callback gets the epoch's record and the params; returning
+    True stops training. With ``checkpoint_dir`` params and optimizer state are written after each
+    epoch (``ckpt-NNNN.npz``); ``resume=True`` continues from the latest one. Returns the
+    :class:`History`, with the final ``params``.
+    """
+    if epochs < 0 or batch_size < 1:
+        raise SnnCompError(f"fit: need epochs >= 0 and batch_size >= 1, got epochs={epochs}, batch_size={batch_size}")
+    optimizer = optimizer if optimizer is not None else optax.adam(1e-3)
+    n = _n_samples(train_data)
+    if n < batch_size:
+        raise SnnCompError(f"fit: batch_size={batch_size} is larger than the training set ({n} samples)")
+    steps = n // batch_size
+    params = exe.params if params is None else params
+    opt_state = optimizer.init(params)
+    history = History()
+    start_epoch = 0
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and ckpt_dir is not None and (latest := _latest_checkpoint(ckpt_dir)) is not None:
+        params, opt_state, meta = load_checkpoint(latest, params, opt_state)
+        start_epoch = int(meta.get("epoch", -1)) + 1
+        history.records = list(meta.get("records", []))
+
+    shardings = batch_sharding()
+    if shardings is not None and batch_size % len(jax.devices()) != 0:
+        shardings = None  # an uneven split would replicate anyway; keep it simple and explicit
+    batch_sh, repl_sh = shardings if shardings is not None else (None, None)
+    params = _place(params, repl_sh)
+    opt_state = _place(opt_state, repl_sh)
+
+    def loss_fn(p: Any, inputs: Any, targets: Any) -> tuple[jax.Array, Any]:
+        rec = exe.apply(p, inputs)
+        return loss(rec, targets), rec
+
+    @jax.jit
+    def step(p: Any, s: Any, inputs: Any, targets: Any) -> tuple[Any, Any, jax.Array, jax.Array]:
+        (value, rec), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, inputs, targets)
+        updates, s = optimizer.update(grads, s, p)
+        p = optax.apply_updates(p, updates)
+        acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
+        return p, s, value, acc
+
+    bar = _Progress(enabled=progress, total=steps * max(epochs - start_epoch, 0))
+    refresh = max(1, steps // 20)
+    try:
+        for epoch in range(start_epoch, epochs):
+            order = np.random.default_rng([seed, epoch]).permutation(n)
+            t0 = time.perf_counter()
+            bar.done_in_epoch = 0
+            losses, accs = [], []
+            for b in range(steps):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                inputs = _place(_take(train_data[0], idx), batch_sh)
+                targets = _place(_take(train_data[1], idx), batch_sh)
+                params, opt_state, value, acc = step(params, opt_state, inputs, targets)
+                losses.append(value)
+                accs.append(acc)
+                # Reading a value waits for the device: refresh the bar only ~20 times per epoch.
+                if bar.enabled and (b % refresh == refresh - 1 or b == steps - 1):
+                    rate = (b + 1) * batch_size / (time.perf_counter() - t0)
+                    bar.advance(epoch, float(value), float(acc), rate, b + 1 - bar.done_in_epoch)
+            jax.block_until_ready(params)
+            seconds = time.perf_counter() - t0
+            record: dict[str, float] = {
+                "epoch": epoch,
+                "train_loss": float(np.mean([float(v) for v in losses])),
+                "seconds": seconds,
+                "samples_per_s": steps * batch_size / seconds,
+            }
+            if accuracy is not None:
+                record["train_accuracy"] = float(np.mean([float(a) for a in accs]))
+            if not math.isfinite(record["train_loss"]):
+                raise SnnCompError(f"fit: the training loss became {record['train_loss']} in epoch {epoch}")
+            if eval_data is not None:
+                ev = evaluate(exe, loss, eval_data, params=params, batch_size=batch_size, accuracy=accuracy)
+                record.update({f"eval_{k}": v for k, v in ev.items()})
+            history.records.append(record)
+            bar.epoch_done(record)
+            if ckpt_dir is not None:
+                save_checkpoint(
+                    ckpt_dir / f"ckpt-{epoch:04d}.npz",
+                    params,
+                    opt_state,
+                    {"epoch": epoch, "seed": seed, "records": history.records},
+                )
+            if any(cb(record, params) for cb in callbacks):
+                break
+    finally:
+        bar.close()
+    history.params = params
+    history.opt_state = opt_state
+    return history
+
+
+class _Progress:
+    """A rich progress bar showing epoch, loss, accuracy and samples/s (or nothing)."""
+
+    def __init__(self, *, enabled: bool, total: int):
+        self.enabled = enabled and total > 0
+        self.done_in_epoch = 0
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  {task.fields[rate]:,.0f} samples/s"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        self._task = self._p.add_task("train", total=total, epoch=0, loss=float("nan"), acc=float("nan"), rate=0.0)
+        self._p.start()
+
+    def advance(self, epoch: int, loss: float, acc: float, rate: float, steps: int) -> None:
+        self.done_in_epoch += steps
+        self._p.update(self._task, advance=steps, epoch=epoch, loss=loss, acc=acc, rate=rate)
+
+    def epoch_done(self, record: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}"]
+        for key in ("train_accuracy", "eval_loss", "eval_accuracy"):
+            if key in record:
+                parts.append(f"{key} {record[key]:.4f}")
+        parts.append(f"{record['samples_per_s']:,.0f} samples/s")
+        self._p.console.log("  ".join(parts))
+
+    def close(self) -> None:
+        if self.enabled:
+            self._p.stop()

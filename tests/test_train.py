@@ -1,0 +1,180 @@
+"""The training loop: determinism, resume, safe checkpoints, callbacks, sharding.
+
+These tests use a small differentiable stand-in for an executable (the loop only needs
+``params`` and a pure ``apply``); learning with the real simulator is tested with EventProp.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from snncomp import SnnCompError
+from snncomp.train import evaluate, fit, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class Linear:
+    params: Any
+
+    def apply(self, params: Any, inputs: Any) -> Any:
+        return {"logits": inputs["x"] @ params["w"] + params["b"]}
+
+
+def ce(rec: Any, y: Any) -> jax.Array:
+    logp = jax.nn.log_softmax(rec["logits"])
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def acc(rec: Any, y: Any) -> jax.Array:
+    return jnp.mean(jnp.argmax(rec["logits"], axis=1) == y)
+
+
+def data(n: int = 256, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int32)
+    return {"x": x}, y
+
+
+def model() -> Linear:
+    return Linear({"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)})
+
+
+def test_learns_and_is_deterministic() -> None:
+    h1 = fit(
+        model(),
+        ce,
+        data(),
+        optimizer=optax.adam(0.1),
+        epochs=5,
+        batch_size=32,
+        seed=3,
+        accuracy=acc,
+        eval_data=data(128, 1),
+        progress=False,
+    )
+    h2 = fit(
+        model(),
+        ce,
+        data(),
+        optimizer=optax.adam(0.1),
+        epochs=5,
+        batch_size=32,
+        seed=3,
+        accuracy=acc,
+        eval_data=data(128, 1),
+        progress=False,
+    )
+    assert h1["train_loss"] == h2["train_loss"]
+    assert h1["train_loss"][-1] < h1["train_loss"][0]
+    assert h1["eval_accuracy"][-1] > 0.9
+    h3 = fit(model(), ce, data(), optimizer=optax.adam(0.1), epochs=5, batch_size=32, seed=4, progress=False)
+    assert h3["train_loss"] != h1["train_loss"]
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    full = fit(model(), ce, data(), optimizer=optax.adam(0.05), epochs=3, batch_size=32, seed=1, progress=False)
+    fit(
+        model(),
+        ce,
+        data(),
+        optimizer=optax.adam(0.05),
+        epochs=2,
+        batch_size=32,
+        seed=1,
+        progress=False,
+        checkpoint_dir=tmp_path,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-0000.npz", "ckpt-0001.npz"]
+    resumed = fit(
+        model(),
+        ce,
+        data(),
+        optimizer=optax.adam(0.05),
+        epochs=3,
+        batch_size=32,
+        seed=1,
+        progress=False,
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
+    assert len(resumed.records) == 3
+    np.testing.assert_array_equal(np.asarray(resumed.params["w"]), np.asarray(full.params["w"]))
+    assert resumed["train_loss"] == full["train_loss"]
+
+
+def test_checkpoint_is_plain_npz(tmp_path: Path) -> None:
+    params = {"w": jnp.arange(6.0).reshape(2, 3), "nested": {"d": jnp.array(0.5)}}
+    path = save_checkpoint(tmp_path / "c.npz", params, meta={"epoch": 7})
+    with np.load(path, allow_pickle=False) as f:  # loads without pickle
+        assert set(f.files) == {"params/['w']", "params/['nested']['d']", "meta"}
+    back, _, meta = load_checkpoint(path, params)
+    np.testing.assert_array_equal(np.asarray(back["w"]), np.asarray(params["w"]))
+    assert meta == {"epoch": 7}
+    with pytest.raises(SnnCompError, match="has shape"):
+        load_checkpoint(path, {"w": jnp.zeros((3, 3)), "nested": {"d": jnp.array(0.0)}})
+
+
+def test_callbacks_stop_and_bad_arguments() -> None:
+    h = fit(model(), ce, data(), epochs=10, batch_size=32, progress=False, callbacks=[lambda r, p: r["epoch"] >= 1])
+    assert len(h.records) == 2
+    with pytest.raises(SnnCompError, match="larger than the training set"):
+        fit(model(), ce, data(16), batch_size=32, progress=False)
+    bad = ({"x": np.zeros((10, 2), np.float32)}, np.zeros(9, np.int32))
+    with pytest.raises(SnnCompError, match="same batch size"):
+        fit(model(), ce, bad, batch_size=2, progress=False)
+
+
+def test_evaluate_uses_every_sample() -> None:
+    m = model()
+    inputs, y = data(100)
+    ev = evaluate(m, ce, (inputs, y), batch_size=32, accuracy=acc)
+    np.testing.assert_allclose(ev["loss"], np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(ev["accuracy"], np.mean(y == 0), rtol=1e-6)  # argmax of equal logits is 0
+
+
+def test_progress_bar_runs() -> None:
+    h = fit(model(), ce, data(64), epochs=1, batch_size=32, progress=True, accuracy=acc)
+    assert len(h.records) == 1
+
+
+SHARDED = textwrap.dedent(
+    """
+    import json, sys
+    import jax, numpy as np, optax
+    sys.path.insert(0, sys.argv[1])
+    from test_train import model, ce, acc, data
+    from snncomp.train import fit
+    h = fit(model(), ce, data(), optimizer=optax.adam(0.1), epochs=2, batch_size=32, seed=0, accuracy=acc,
+            progress=False)
+    print(json.dumps({"devices": jax.device_count(), "loss": h["train_loss"],
+                      "w": np.asarray(h.params["w"]).tolist()}))
+    """
+)
+
+
+def test_sharded_training_matches_single_device() -> None:
+    here = str(Path(__file__).parent)
+    results = []
+    for flags in ("", "--xla_force_host_platform_device_count=4"):
+        env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+        r = subprocess.run([sys.executable, "-c", SHARDED, here], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        import json
+
+        results.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert [r["devices"] for r in results] == [1, 4]
+    np.testing.assert_allclose(results[0]["loss"], results[1]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(results[0]["w"], results[1]["w"], rtol=1e-5, atol=1e-6)
