@@ -1,0 +1,703 @@
+"""The shared runtime: ``compile``, ``Executable``, ``Spikes``, ``Recording``.
+
+::
+
+    exe = snncomp.compile(net, target="jax", t_max=50e-3)
+    x = snncomp.Spikes.from_lists([[0.0, 1e-3], [2e-3]], [[0, 3], [1]])   # a batch of 2 samples
+    rec = exe.run({"x": x})
+    rec.spikes["out"].to_first_spike_times(3)      # [2, 3], +inf where a neuron stayed silent
+    rec.overflow["out"]                            # [2] bool
+
+Conventions:
+
+* Spike trains are :class:`Spikes`: ``times`` ``[..., E]`` and ``neurons``
+  ``[..., E]`` (int32), sorted by time per sample, padded with ``times = +inf``,
+  ``neurons = -1``; leading axes are the batch.
+* The simulated window is ``[0, t_max)``. Input spikes at or after ``t_max``
+  are ignored (they cannot influence the window) and nothing at or after
+  ``t_max`` is produced.
+* Inputs are validated on the host before the jitted run (names, shapes,
+  times finite and ``>= 0``, neuron indices in range, padding consistent);
+  inside ``jit`` (traced inputs) the same checks travel as a flag and become an
+  :class:`InputError` once the result is concrete.
+* Event buffers have the sizes the ``schedule`` pass chose (``max_spikes`` ×
+  size, or ``spikes_per_neuron`` × size for unbounded populations). Exceeding
+  one is never silent: ``Recording.overflow`` flags the population and sample,
+  and ``run(..., on_overflow="raise")`` raises :class:`BufferOverflowError`.
+
+Targets are looked up in a registry (:func:`register_target`), so other
+targets (``bss2-mock``) plug in without touching this module.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from .errors import SnnCompError, TargetError
+from .ir import Network
+
+__all__ = [
+    "BufferOverflowError",
+    "Executable",
+    "InputError",
+    "JaxExecutable",
+    "Recording",
+    "Report",
+    "Spikes",
+    "Trace",
+    "compile",
+    "register_target",
+    "targets",
+]
+
+
+class InputError(SnnCompError, ValueError):
+    """Run-time inputs (spikes, parameters, options) do not fit the compiled network."""
+
+
+class BufferOverflowError(SnnCompError, RuntimeError):
+    """A population emitted more spikes than its event buffer holds."""
+
+
+def _is_tracer(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _default_float() -> np.dtype:
+    return np.dtype(np.float64 if jax.config.jax_enable_x64 else np.float32)
+
+
+# --------------------------------------------------------------------------- Spikes
+
+
+class Spikes(eqx.Module):
+    """Spike trains: ``times`` and ``neurons``, each ``[..., E]``, sorted by time per sample.
+
+    Padding entries have ``times = +inf`` and ``neurons = -1``. Leading axes
+    are batch axes. Build with :meth:`from_lists` or :meth:`from_first_spike_times`.
+    """
+
+    times: Float[Array, "*batch E"]
+    neurons: Int[Array, "*batch E"]
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The leading (batch) axes."""
+        return tuple(self.times.shape[:-1])
+
+    @property
+    def capacity(self) -> int:
+        """Events per sample, padding included (``E``)."""
+        return int(self.times.shape[-1])
+
+    def count(self) -> Array:
+        """Number of real (non-padding) spikes per sample, ``[...]``."""
+        return jnp.sum(jnp.asarray(self.neurons) >= 0, axis=-1)
+
+    @classmethod
+    def from_lists(
+        cls,
+        times: Sequence[float] | Sequence[Sequence[float]],
+        neurons: Sequence[int] | Sequence[Sequence[int]],
+        *,
+        capacity: int | None = None,
+        dtype: Any = None,
+    ) -> Spikes:
+        """Spikes from one sample's lists, or a batch (list of lists), sorted and padded.
+
+        ``capacity`` pads every sample to that many events (default: the longest).
+        """
+        dtype = np.dtype(dtype) if dtype is not None else _default_float()
+        batched = len(times) > 0 and np.ndim(times[0]) == 1
+        t_rows = [np.asarray(t, np.float64).reshape(-1) for t in times] if batched else [np.asarray(times, np.float64)]
+        n_rows = [np.asarray(n).reshape(-1) for n in neurons] if batched else [np.asarray(neurons)]
+        if len(t_rows) != len(n_rows):
+            raise InputError(f"Spikes.from_lists: {len(t_rows)} time lists but {len(n_rows)} neuron lists")
+        longest = max((len(t) for t in t_rows), default=0)
+        cap = longest if capacity is None else capacity
+        if cap < longest:
+            raise InputError(f"Spikes.from_lists: capacity={capacity} is smaller than the longest sample ({longest})")
+        out_t = np.full((len(t_rows), cap), np.inf)
+        out_n = np.full((len(t_rows), cap), -1, np.int64)
+        for b, (t, n) in enumerate(zip(t_rows, n_rows)):
+            if t.shape != n.shape:
+                raise InputError(
+                    f"Spikes.from_lists: sample {b} has {t.size} times but {n.size} neuron indices; "
+                    "give one neuron index per spike time"
+                )
+            if n.size and not np.issubdtype(n.dtype, np.integer) and not np.all(np.mod(n, 1) == 0):
+                raise InputError(f"Spikes.from_lists: sample {b}: neuron indices must be integers, got {n[:5]}")
+            order = np.argsort(t, kind="stable")
+            out_t[b, : t.size] = t[order]
+            out_n[b, : t.size] = n[order]
+        if not batched:
+            out_t, out_n = out_t[0], out_n[0]
+        return cls(times=jnp.asarray(out_t.astype(dtype)), neurons=jnp.asarray(out_n.astype(np.int32)))
+
+    @classmethod
+    def from_first_spike_times(cls, first: Any, *, dtype: Any = None) -> Spikes:
+        """One spike per neuron at ``first[..., i]`` (``+inf`` or NaN: no spike), sorted; ``E = size``."""
+        first = jnp.asarray(first, dtype=dtype if dtype is not None else None)
+        if not jnp.issubdtype(first.dtype, jnp.floating):
+            first = first.astype(_default_float())
+        real = jnp.isfinite(first)
+        key = jnp.where(real, first, jnp.inf)
+        order = jnp.argsort(key, axis=-1, stable=True)
+        times = jnp.take_along_axis(key, order, axis=-1)
+        neurons = jnp.where(jnp.isfinite(times), order, -1).astype(jnp.int32)
+        return cls(times=times, neurons=neurons)
+
+    def to_first_spike_times(self, size: int) -> Array:
+        """The first spike time of each of ``size`` neurons, ``[..., size]`` (``+inf`` if silent)."""
+        t = jnp.asarray(self.times)
+        n = jnp.asarray(self.neurons)
+        hit = n[..., :, None] == jnp.arange(size)
+        return jnp.min(jnp.where(hit, t[..., :, None], jnp.inf), axis=-2)
+
+    def to_lists(self) -> Any:
+        """Back to lists: ``(times, neurons)`` for one sample, a (nested) list of them for a batch."""
+        t = np.asarray(self.times)
+        n = np.asarray(self.neurons)
+
+        def rec(t: np.ndarray, n: np.ndarray) -> Any:
+            if t.ndim == 1:
+                real = n >= 0
+                return t[real].tolist(), n[real].astype(int).tolist()
+            return [rec(a, b) for a, b in zip(t, n)]
+
+        return rec(t, n)
+
+    def __repr__(self) -> str:
+        try:
+            total = int(np.sum(np.asarray(self.neurons) >= 0))
+            info = f", spikes={total}"
+        except Exception:  # traced: no values
+            info = ""
+        return f"Spikes(batch={self.batch_shape}, capacity={self.capacity}{info})"
+
+
+# --------------------------------------------------------------------------- Recording
+
+
+class Trace(eqx.Module):
+    """Membrane potential ``v`` and synaptic current ``i``, each ``[..., G, n]``, at ``times`` ``[G]``."""
+
+    times: Float[Array, " G"]
+    v: Float[Array, "*batch G n"]
+    i: Float[Array, "*batch G n"]
+
+
+class Recording(eqx.Module):
+    """What a run produced.
+
+    ``spikes[pop]``: the spikes of each ``lif`` population. ``overflow[pop]``:
+    ``[...]`` bool, True where the population's buffer was too small (that
+    sample stopped at the overflowing spike; populations downstream saw only
+    the spikes before it). ``traces[pop]``: ``v``/``I`` on the requested grid.
+    """
+
+    spikes: dict[str, Spikes]
+    overflow: dict[str, Bool[Array, "*batch"]]
+    traces: dict[str, Trace]
+    t_max: Float[Array, ""]
+
+    def any_overflow(self) -> Array:
+        """Per sample: did any population overflow?"""
+        flags = list(self.overflow.values())
+        if not flags:
+            return jnp.zeros((), bool)
+        return jnp.any(jnp.stack(flags), axis=0)
+
+    def __repr__(self) -> str:
+        pops = ", ".join(f"{k}: {v!r}" for k, v in self.spikes.items())
+        tr = f", traces={sorted(self.traces)}" if self.traces else ""
+        return f"Recording({{{pops}}}{tr})"
+
+
+# --------------------------------------------------------------------------- Executable
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``Executable.report()`` returns; ``str(report)`` is the readable table."""
+
+    target: str
+    network: str
+    dtype: str
+    t_max: float | None
+    pipeline: str
+    schedule: str
+    stages: list[tuple[int, str, list[str]]]
+    buffers: dict[str, int]
+    resources: dict[str, int]
+    compile_seconds: float
+    remarks: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        t_max = "per call" if self.t_max is None else f"{self.t_max!r} s"
+        lines = [
+            f"executable '{self.network}' -> target {self.target} ({self.dtype}), t_max = {t_max}",
+            f"pipeline: {self.pipeline}   (compiled in {self.compile_seconds * 1e3:.1f} ms)",
+            f"schedule: {self.schedule}",
+            "stages:",
+        ]
+        for index, strategy, pops in self.stages:
+            lines.append(f"  {index} {strategy}")
+            lines.extend(f"      {p}" for p in pops)
+        bufs = ", ".join(f"{k}={v}" for k, v in sorted(self.buffers.items())) or "none"
+        lines.append(f"buffers (spikes per sample): {bufs}")
+        lines.append("resources: " + ", ".join(f"{k}={v}" for k, v in self.resources.items()))
+        if self.remarks:
+            lines.append("remarks:")
+            lines.extend(f"  - {r}" for r in self.remarks)
+        return "\n".join(lines)
+
+
+class Executable(abc.ABC):
+    """A compiled network, ready to run on its target."""
+
+    target: str
+
+    @property
+    @abc.abstractmethod
+    def params(self) -> dict[str, dict[str, Array]]:
+        """Trainable parameters: ``{"weight": {edge_key: [src, tgt]}, "delay": {edge_key: scalar}}``."""
+
+    @property
+    @abc.abstractmethod
+    def lowered(self) -> Any:
+        """The target's artifact (``EventProgram`` for ``jax``)."""
+
+    @abc.abstractmethod
+    def run(self, inputs: Mapping[str, Spikes], params: Any = None, **kwargs: Any) -> Recording:
+        """Simulate the network on ``inputs`` (one ``Spikes`` per input population)."""
+
+    @abc.abstractmethod
+    def report(self) -> Report:
+        """Schedule, stages, buffer sizes and resources."""
+
+
+def _fail_inputs(where: str, problem: str) -> InputError:
+    return InputError(f"{where}: {problem}")
+
+
+class JaxExecutable(Executable):
+    """A network compiled for the event-driven JAX simulator (``snncomp.compile(net, target="jax")``)."""
+
+    target = "jax"
+
+    def __init__(self, program: Any, params: dict, result: Any, options: dict[str, Any], seconds: float):
+        self._program = program
+        self._params = params
+        self._result = result
+        self._options = options
+        self._seconds = seconds
+        self._n_traces = 0
+        self._jitted = jax.jit(self._batched, static_argnames=("trace_populations",))
+
+    # -- properties -----------------------------------------------------------
+    @property
+    def params(self) -> dict[str, dict[str, Array]]:
+        return self._params
+
+    @property
+    def lowered(self) -> Any:
+        return self._program
+
+    @property
+    def network(self) -> Network:
+        """The compiled (canonicalized) network; its ``edge_keys()`` key ``params``."""
+        return self._result.network
+
+    @property
+    def n_traces(self) -> int:
+        """How often the run function was traced by ``jit`` (one per distinct input shape)."""
+        return self._n_traces
+
+    # -- running --------------------------------------------------------------
+    def _batched(self, params: dict, times: dict, neurons: dict, t_max: Array, grid: Any, trace_populations: tuple):
+        self._n_traces += 1
+
+        def one(ts: dict, ns: dict) -> Any:
+            inputs = {k: (ts[k], ns[k]) for k in ts}
+            return self._program(params, inputs, t_max, grid, trace_populations)
+
+        return jax.vmap(one)(times, neurons)
+
+    def run(
+        self,
+        inputs: Mapping[str, Spikes],
+        params: Any = None,
+        *,
+        t_max: float | None = None,
+        on_overflow: Literal["flag", "raise"] = "flag",
+        trace_times: Any = None,
+        trace_populations: Sequence[str] | None = None,
+    ) -> Recording:
+        """Simulate ``inputs`` over ``[0, t_max)``; ``vmap``-ed over the batch, one ``jit`` trace per input shape.
+
+        ``params`` defaults to :attr:`params` (same structure). ``t_max``
+        overrides the compile-time window (no retracing). ``on_overflow="raise"``
+        raises :class:`BufferOverflowError` when a buffer was too small.
+        ``trace_times`` (``[G]`` times) records ``v`` and ``I`` of
+        ``trace_populations`` (default: every non-input population) at those times.
+        """
+        if on_overflow not in ("flag", "raise"):
+            raise InputError(f"run(on_overflow={on_overflow!r}): use 'flag' (default) or 'raise'")
+        dtype = np.dtype(self._program.dtype)
+        if dtype == np.float64 and not jax.config.jax_enable_x64:
+            raise InputError(
+                "this executable was compiled for float64 but 64-bit JAX is now off; "
+                "enable it again (jax.config.update('jax_enable_x64', True)) or recompile"
+            )
+        t_max_val = self._check_t_max(t_max)
+        params = self._check_params(params, dtype)
+        times, neurons, batch_shape = self._check_inputs(inputs, dtype)
+        grid, pops = self._check_trace(trace_times, trace_populations, dtype)
+        out = self._jitted(params, times, neurons, jnp.asarray(t_max_val, dtype), grid, trace_populations=pops)
+        rec = self._recording(out, batch_shape, grid, t_max_val)
+        self._raise_errors(out, rec, on_overflow)
+        return rec
+
+    def _check_t_max(self, t_max: Any) -> Any:
+        value = self._program.t_max if t_max is None else t_max
+        if value is None:
+            raise InputError(
+                "no simulated window: pass t_max to snncomp.compile(..., t_max=0.05) or to run(..., t_max=0.05)"
+            )
+        if _is_tracer(value):
+            return value
+        v = float(value)
+        if not np.isfinite(v) or v <= 0:
+            raise InputError(f"t_max must be a finite time > 0 in seconds, got {value!r}")
+        return v
+
+    def _check_params(self, params: Any, dtype: np.dtype) -> dict:
+        if params is None:
+            return self._params
+        if not isinstance(params, Mapping) or set(params) != {"weight", "delay"}:
+            got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+            raise InputError(f"params must be a dict with keys 'weight' and 'delay' (like exe.params), got {got}")
+        out: dict[str, dict[str, Array]] = {}
+        for group in ("weight", "delay"):
+            want = self._params[group]
+            got = params[group]
+            if not isinstance(got, Mapping) or set(got) != set(want):
+                have = sorted(got) if isinstance(got, Mapping) else type(got).__name__
+                raise InputError(f"params['{group}'] must have the keys {sorted(want)} (edge keys), got {have}")
+            out[group] = {}
+            for key, ref in want.items():
+                value = got[key]
+                shape = tuple(np.shape(value))
+                if shape != tuple(ref.shape):
+                    raise InputError(f"params['{group}']['{key}']: expected shape {list(ref.shape)}, got {list(shape)}")
+                if group == "delay" and not _is_tracer(value):
+                    d = float(np.asarray(value))
+                    if not np.isfinite(d) or d < 0:
+                        raise InputError(f"params['delay']['{key}']: a delay must be finite and >= 0, got {d!r}")
+                out[group][key] = jnp.asarray(value).astype(dtype)
+        return out
+
+    def _check_inputs(self, inputs: Any, dtype: np.dtype) -> tuple[dict, dict, tuple[int, ...]]:
+        program = self._program
+        expected = dict(program.inputs)
+        if not isinstance(inputs, Mapping):
+            raise InputError(
+                f"inputs must be a dict mapping input population names to snncomp.Spikes, got {type(inputs).__name__}"
+            )
+        unknown = [k for k in inputs if k not in expected]
+        if unknown:
+            hints = []
+            for k in unknown:
+                close = difflib.get_close_matches(str(k), list(expected), n=1)
+                hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            raise InputError(
+                f"inputs: {', '.join(hints)} is not an input population of '{program.name}'; "
+                f"its inputs are {sorted(expected)}"
+            )
+        missing = [k for k in expected if k not in inputs]
+        if missing:
+            raise InputError(
+                f"inputs: no spikes given for input population(s) {missing}; give every input "
+                "(an empty train is Spikes.from_lists([], []))"
+            )
+        batch_shape: tuple[int, ...] | None = None
+        first = ""
+        times: dict[str, Array] = {}
+        neurons: dict[str, Array] = {}
+        for name, size in program.inputs:
+            sp = inputs[name]
+            where = f"inputs['{name}']"
+            if not isinstance(sp, Spikes):
+                raise _fail_inputs(
+                    where, f"expected snncomp.Spikes, got {type(sp).__name__}; build one with Spikes.from_lists"
+                )
+            t, n = sp.times, sp.neurons
+            if np.ndim(t) < 1 or np.shape(t) != np.shape(n):
+                raise _fail_inputs(
+                    where,
+                    f"times {list(np.shape(t))} and neurons {list(np.shape(n))} must have the same shape [..., E]",
+                )
+            if not _is_tracer(n) and not np.issubdtype(np.asarray(n).dtype, np.integer):
+                raise _fail_inputs(where, f"neurons must be integers, got dtype {np.asarray(n).dtype}")
+            bs = tuple(np.shape(t)[:-1])
+            if batch_shape is None:
+                batch_shape, first = bs, name
+            elif bs != batch_shape:
+                raise _fail_inputs(
+                    where, f"batch shape {list(bs)} differs from inputs['{first}'] batch shape {list(batch_shape)}"
+                )
+            if not _is_tracer(t) and not _is_tracer(n):
+                self._check_values(where, np.asarray(t), np.asarray(n), size)
+            e = np.shape(t)[-1]
+            times[name] = jnp.reshape(jnp.asarray(t).astype(dtype), (-1, e))
+            neurons[name] = jnp.reshape(jnp.asarray(n).astype(jnp.int32), (-1, e))
+        if batch_shape is None:  # a network without inputs: one sample
+            batch_shape = ()
+        if not program.inputs:
+            times, neurons = {"__none__": jnp.zeros((1, 0), dtype)}, {"__none__": jnp.zeros((1, 0), jnp.int32)}
+        return times, neurons, batch_shape
+
+    @staticmethod
+    def _check_values(where: str, t: np.ndarray, n: np.ndarray, size: int) -> None:
+        def at(mask: np.ndarray) -> str:
+            idx = np.argwhere(mask)[0]
+            pos = ", ".join(map(str, idx[:-1]))
+            sample = f"sample [{pos}], " if idx.size > 1 else ""
+            return f"{sample}event {idx[-1]}"
+
+        pad = n == -1
+        real = ~pad
+        bad = real & ((n < 0) | (n >= size))
+        if bad.any():
+            i = tuple(np.argwhere(bad)[0])
+            raise _fail_inputs(
+                where, f"neuron index {int(n[i])} out of range [0, {size}) at {at(bad)} (padding uses neuron -1)"
+            )
+        bad = real & np.isnan(t)
+        if bad.any():
+            raise _fail_inputs(where, f"spike time is NaN at {at(bad)}")
+        bad = real & np.isinf(t)
+        if bad.any():
+            raise _fail_inputs(
+                where,
+                f"spike time {t[tuple(np.argwhere(bad)[0])]} at {at(bad)} is not finite (+inf marks padding, "
+                "which must have neuron -1)",
+            )
+        bad = real & (t < 0)
+        if bad.any():
+            raise _fail_inputs(where, f"spike time {t[tuple(np.argwhere(bad)[0])]!r} s at {at(bad)} is negative")
+        bad = pad & ~(np.isposinf(t))
+        if bad.any():
+            raise _fail_inputs(
+                where,
+                f"padding entry (neuron -1) at {at(bad)} has time {t[tuple(np.argwhere(bad)[0])]!r}; "
+                "padding must have time +inf",
+            )
+
+    def _check_trace(self, trace_times: Any, pops: Sequence[str] | None, dtype: np.dtype) -> tuple[Any, tuple]:
+        plans = self._program.plans()
+        if trace_times is None:
+            if pops:
+                raise InputError("trace_populations needs trace_times (the time grid to sample on)")
+            return None, ()
+        if pops is None:
+            pops = tuple(plans)
+        pops = tuple(pops)
+        for p in pops:
+            if p not in plans:
+                raise InputError(f"trace_populations: '{p}' is not a non-input population; choose from {list(plans)}")
+        grid = jnp.asarray(trace_times, dtype)
+        if grid.ndim != 1:
+            raise InputError(f"trace_times must be a 1-D array of times, got shape {list(grid.shape)}")
+        if not _is_tracer(trace_times):
+            g = np.asarray(grid)
+            if not np.all(np.isfinite(g)) or np.any(g < 0):
+                raise InputError("trace_times must be finite and >= 0")
+        return grid, pops
+
+    def _recording(self, out: Any, batch_shape: tuple[int, ...], grid: Any, t_max: Any) -> Recording:
+        def shaped(x: Array) -> Array:
+            return jnp.reshape(x, batch_shape + x.shape[1:])
+
+        spikes = {k: Spikes(times=shaped(b.times), neurons=shaped(b.neurons)) for k, b in out.spikes.items()}
+        overflow = {k: shaped(b.overflow) for k, b in out.spikes.items()}
+        traces: dict[str, Trace] = {}
+        if out.traces is not None:
+            for k, (v, i) in out.traces.items():
+                traces[k] = Trace(times=grid, v=shaped(v), i=shaped(i))
+        return Recording(spikes=spikes, overflow=overflow, traces=traces, t_max=jnp.asarray(t_max))
+
+    def _raise_errors(self, out: Any, rec: Recording, on_overflow: str) -> None:
+        if _is_tracer(out.input_error):
+            return
+        bad = np.asarray(out.input_error)
+        if bad.any():
+            raise InputError(
+                f"{int(bad.sum())} sample(s) have input spikes with a negative or non-finite time or a neuron "
+                "index out of range (checked inside jit because the inputs were traced)"
+            )
+        if on_overflow != "raise":
+            return
+        plans = self._program.plans()
+        for name, flag in rec.overflow.items():
+            f = np.asarray(flag)
+            if f.any():
+                plan = plans[name]
+                samples = np.argwhere(f.reshape(-1)).reshape(-1)
+                shown = ", ".join(map(str, samples[:5])) + (", ..." if samples.size > 5 else "")
+                per = plan.buffer // plan.size
+                raise BufferOverflowError(
+                    f"population '{name}' emitted more spikes than its buffer of {plan.buffer} "
+                    f"({plan.size} neurons x {per} spikes) in {samples.size} of {f.size} sample(s) "
+                    f"(sample {shown}); enlarge it with snncomp.compile(..., spikes_per_neuron=N) with N > {per}, "
+                    f"or bound the population with max_spikes"
+                )
+
+    # -- reporting ------------------------------------------------------------
+    def report(self) -> Report:
+        program = self._program
+        schedule = self._result.annotations["schedule"]
+        net = self._result.network
+        stages = [(s.index, s.strategy, s.describe()) for s in program.stages]
+        n_neurons = sum(n.size for n in net.nodes if n.kind != "input")
+        n_syn = sum(e.n_synapses for e in net.edges)
+        resources = {
+            "populations": sum(1 for n in net.nodes if n.kind != "input"),
+            "neurons": n_neurons,
+            "inputs": sum(n.size for n in net.nodes if n.kind == "input"),
+            "projections": len(net.edges),
+            "synapses": n_syn,
+            "trainable_weights": sum(int(np.prod(w.shape)) for w in self._params["weight"].values()),
+            "buffer_slots_per_sample": sum(schedule.buffers.values()),
+        }
+        return Report(
+            target="jax",
+            network=net.name,
+            dtype=program.dtype,
+            t_max=program.t_max,
+            pipeline=self._options["pipeline"],
+            schedule=schedule.text(),
+            stages=stages,
+            buffers=dict(schedule.buffers),
+            resources=resources,
+            compile_seconds=self._seconds,
+            remarks=[str(r) for r in self._result.remarks],
+        )
+
+    def __repr__(self) -> str:
+        p = self._program
+        return f"JaxExecutable(network={p.name!r}, dtype={p.dtype}, t_max={p.t_max})"
+
+
+# --------------------------------------------------------------------------- compile and targets
+
+TargetFactory = Callable[..., Executable]
+_TARGETS: dict[str, TargetFactory] = {}
+_UNAVAILABLE: dict[str, str] = {
+    "bss2": (
+        "target 'bss2' is real BrainScaleS-2 hardware, which snncomp cannot reach from here; "
+        "compile for the chip emulator with target='bss2-mock' instead"
+    ),
+}
+
+
+def register_target(name: str, factory: TargetFactory) -> None:
+    """Make ``snncomp.compile(net, target=name, **options)`` call ``factory(network, **options)``."""
+    _TARGETS[name] = factory
+
+
+def targets() -> list[str]:
+    """Names of the targets that can be compiled for now."""
+    return sorted(_TARGETS)
+
+
+def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  # noqa: A001 - the contract's name
+    """Compile ``network`` (an ``snncomp.ir.Network`` or a DSL ``snncomp.Network``) for ``target``.
+
+    ``target="jax"`` options: ``t_max`` (window in seconds, overridable per
+    run), ``dtype`` (default float32, or float64 when ``jax_enable_x64`` is on),
+    ``spikes_per_neuron`` (buffer bound for populations with unbounded
+    ``max_spikes``), ``strategy`` (``"auto"`` or ``"event-queue"``, which forces
+    the event loop everywhere).
+    """
+    from .dsl import Network as Builder
+
+    if isinstance(network, Builder):
+        network = network.build()
+    if not isinstance(network, Network):
+        raise TargetError(
+            f"compile() takes an snncomp.ir.Network (or an snncomp.Network builder), got {type(network).__name__}"
+        )
+    if not isinstance(target, str):
+        raise TargetError(f"target must be a string such as 'jax', got {target!r}")
+    if target not in _TARGETS and target.startswith("bss2"):
+        import contextlib
+        import importlib
+
+        with contextlib.suppress(ImportError):  # the bss2 package registers its targets on import
+            importlib.import_module("snncomp.targets.bss2")
+    if target in _TARGETS:
+        return _TARGETS[target](network, **options)
+    if target in _UNAVAILABLE:
+        raise TargetError(_UNAVAILABLE[target])
+    known = ", ".join(repr(t) for t in targets())
+    close = difflib.get_close_matches(target, list(_TARGETS) + list(_UNAVAILABLE), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    extra = " ('bss2-mock' needs the bss2 target package)" if target == "bss2-mock" else ""
+    raise TargetError(f"unknown target {target!r}{extra}; available targets: {known}{hint}")
+
+
+_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy")
+
+
+def _compile_jax(network: Network, **options: Any) -> JaxExecutable:
+    unknown = sorted(set(options) - set(_JAX_OPTIONS))
+    if unknown:
+        raise TargetError(
+            f"target 'jax' has no option {', '.join(map(repr, unknown))}; valid options: {', '.join(_JAX_OPTIONS)}"
+        )
+    from .passes import pipeline
+    from .targets.jax_event import initial_params, lower
+
+    start = time.perf_counter()
+    t_max = options.get("t_max")
+    if t_max is not None:
+        t = float(t_max)
+        if not np.isfinite(t) or t <= 0:
+            raise TargetError(f"t_max must be a finite time > 0 in seconds, got {t_max!r}")
+        t_max = t
+    dtype_opt = options.get("dtype")
+    dtype = _default_float() if dtype_opt is None else np.dtype(dtype_opt)
+    if dtype not in (np.float32, np.float64):
+        raise TargetError(f"dtype must be float32 or float64, got {dtype_opt!r}")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise TargetError(
+            "dtype float64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) before compiling"
+        )
+    strategy = options.get("strategy", "auto")
+    if strategy not in ("auto", "event-queue"):
+        raise TargetError(f"strategy must be 'auto' or 'event-queue', got {strategy!r}")
+    pass_options: dict[str, Any] = {"strategy": strategy}
+    if options.get("spikes_per_neuron") is not None:
+        pass_options["spikes_per_neuron"] = int(options["spikes_per_neuron"])
+    pipe = pipeline("jax", **pass_options)
+    result = pipe.run(network)
+    program = lower(result, dtype=dtype, t_max=t_max)
+    params = initial_params(result.network, dtype)
+    seconds = time.perf_counter() - start
+    return JaxExecutable(program, params, result, {"pipeline": str(pipe), **options}, seconds)
+
+
+register_target("jax", _compile_jax)

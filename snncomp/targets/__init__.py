@@ -1,0 +1,1 @@
+"""Execution targets: ``jax_event`` (the event-driven JAX simulator) and ``bss2`` (BrainScaleS-2)."""

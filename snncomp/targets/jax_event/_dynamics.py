@@ -1,0 +1,140 @@
+"""Closed-form dynamics of current-based LIF neurons between events.
+
+Every quantity is per neuron. The simulator works with the membrane potential
+relative to rest, ``u = v - v_leak``, so that the free dynamics are::
+
+    tau_mem du/dt = -u + I
+    tau_syn dI/dt = -I
+
+From a state ``(u0, I0)`` the exact solution after a time ``s >= 0`` with no
+event in between is::
+
+    I(s) = I0 exp(-s / tau_syn)
+    u(s) = exp(-s / tau_mem) (u0 + I0 / tau_mem * phi(s))
+    phi(s) = (exp(s delta) - 1) / delta,   delta = 1 / tau_mem - 1 / tau_syn
+
+(``phi(s) = s`` when ``tau_mem = tau_syn``). Written this way there is no
+division by ``tau_syn - tau_mem``, so ratios close to 1 are as accurate as any
+other. For ``|s delta| >= 1`` the equivalent form
+``exp(-s/tau_mem) phi(s) = (exp(-s/tau_syn) - exp(-s/tau_mem)) / delta`` is used,
+which never overflows.
+
+A neuron's parameter arrays have shape ``[n]`` or ``[1]`` (the same value for
+every neuron); everything here broadcasts, so uniform populations pay for one
+exponential per event instead of one per neuron.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+__all__ = ["NeuronParams", "free_coefficients", "free_evolve", "log1p_over"]
+
+
+class NeuronParams(eqx.Module):
+    """Per-neuron constants of one population (or a concatenation of populations).
+
+    ``theta = v_threshold - v_leak`` and ``u_reset = v_reset - v_leak`` are
+    measured from rest. ``spiking`` is False for ``li`` neurons (no threshold).
+    ``max_spikes`` is the spike budget per run (a large number when unbounded).
+    """
+
+    tau_mem: Float[Array, " n"]
+    tau_syn: Float[Array, " n"]
+    theta: Float[Array, " n"]
+    u_reset: Float[Array, " n"]
+    v_leak: Float[Array, " n"]
+    t_refrac: Float[Array, " n"]
+    max_spikes: Int[Array, " n"]
+    spiking: Array
+    delta: Float[Array, " n"]
+    size: int = eqx.field(static=True)
+    has_refrac: bool = eqx.field(static=True)
+
+    @staticmethod
+    def build(columns: dict[str, np.ndarray], size: int, dtype: np.dtype) -> NeuronParams:
+        """Pack numpy columns (each of length ``size``) into arrays; uniform columns shrink to ``[1]``."""
+
+        def pack(x: np.ndarray, dt: np.dtype) -> Array:
+            x = np.asarray(x)
+            if x.size and np.all(x == x.reshape(-1)[0]):
+                x = x.reshape(-1)[:1]
+            return jnp.asarray(x.astype(dt))
+
+        tau_mem = np.asarray(columns["tau_mem"], np.float64)
+        tau_syn = np.asarray(columns["tau_syn"], np.float64)
+        # delta in float64 first: 1/tau_mem - 1/tau_syn loses digits when the two are close.
+        delta = 1.0 / tau_mem - 1.0 / tau_syn
+        refrac = np.asarray(columns["t_refrac"], np.float64)
+        return NeuronParams(
+            tau_mem=pack(tau_mem, dtype),
+            tau_syn=pack(tau_syn, dtype),
+            theta=pack(columns["theta"], dtype),
+            u_reset=pack(columns["u_reset"], dtype),
+            v_leak=pack(columns["v_leak"], dtype),
+            t_refrac=pack(refrac, dtype),
+            max_spikes=pack(columns["max_spikes"], np.dtype(np.int32)),
+            spiking=pack(columns["spiking"], np.dtype(bool)),
+            delta=pack(delta, dtype),
+            size=size,
+            has_refrac=bool(np.any(refrac > 0)),
+        )
+
+    def at(self, name: str, j: Array) -> Array:
+        """Parameter ``name`` of neuron ``j`` (works for uniform ``[1]`` arrays too)."""
+        x = getattr(self, name)
+        return x[0] if x.shape[0] == 1 else x[j]
+
+
+def log1p_over(w: Array) -> Array:
+    """``log1p(w) / w`` for ``w > -1``, with its limit 1 at ``w = 0`` (series near 0)."""
+    small = jnp.abs(w) < 1e-4
+    ws = jnp.where(small, 1.0, w)
+    series = 1.0 - w / 2 + w * w / 3 - w * w * w / 4
+    return jnp.where(small, series, jnp.log1p(ws) / ws)
+
+
+def free_coefficients(s: Array, nrn: NeuronParams) -> tuple[Array, Array, Array]:
+    """Coefficients of the free evolution over ``s >= 0`` (finite).
+
+    ``u(s) = alpha u0 + beta I0`` and ``I(s) = gamma I0`` with
+    ``alpha = exp(-s/tau_mem)``, ``gamma = exp(-s/tau_syn)`` and
+    ``beta = exp(-s/tau_mem) phi(s) / tau_mem`` (see the module docstring).
+    """
+    tm, ts, d = nrn.tau_mem, nrn.tau_syn, nrn.delta
+    alpha = jnp.exp(-s / tm)
+    gamma = jnp.exp(-s / ts)
+    x = s * d
+    small = jnp.abs(x) < 1.0
+    zero = d == 0
+    d_safe = jnp.where(zero, 1.0, d)
+    # |x| < 1: exp(-s/tau_mem) * expm1(x) / delta cannot overflow and has no cancellation.
+    near = jnp.where(zero, s * alpha, alpha * jnp.expm1(jnp.where(small, x, 0.0)) / d_safe)
+    # |x| >= 1: the difference of the two exponentials loses at most one digit.
+    far = (gamma - alpha) / jnp.where(small, 1.0, d)
+    beta = jnp.where(small, near, far) / tm
+    return alpha, beta, gamma
+
+
+def free_evolve(u0: Array, i0: Array, s: Array, nrn: NeuronParams) -> tuple[Array, Array]:
+    """State ``(u, I)`` after a time ``s >= 0`` of free evolution from ``(u0, I0)``."""
+    alpha, beta, gamma = free_coefficients(s, nrn)
+    return alpha * u0 + beta * i0, gamma * i0
+
+
+def evolve(u: Array, i: Array, ref_end: Array, t0: Array, t1: Array, nrn: NeuronParams) -> tuple[Array, Array]:
+    """Advance ``(u, I)`` from ``t0`` to ``t1 >= t0`` with the refractory clamp.
+
+    While ``t < ref_end`` the membrane is held (``u`` is already ``u_reset``
+    there) and only ``I`` decays; the free evolution starts at
+    ``max(t0, ref_end)``.
+    """
+    if not nrn.has_refrac:
+        return free_evolve(u, i, t1 - t0, nrn)
+    start = jnp.clip(ref_end, t0, t1)
+    i_start = i * jnp.exp(-(start - t0) / nrn.tau_syn)
+    u1, _ = free_evolve(u, i_start, t1 - start, nrn)
+    return u1, i * jnp.exp(-(t1 - t0) / nrn.tau_syn)

@@ -1,0 +1,215 @@
+"""Lowering: a scheduled graph becomes an :class:`EventProgram`, the jax target's artifact."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool
+
+from ...errors import TargetError
+from ...ir import Network
+from ...passes import CompileResult, Schedule
+from ._dynamics import NeuronParams
+from ._events import EdgeSpec, SpikeBuffer, incoming
+from ._layer import LayerParallelStage
+from ._queue import EventQueueStage
+from ._solver import BracketedNewtonSolver, choose_solver
+from ._stage import AbstractStage, PopulationPlan
+from ._trace import trace
+
+__all__ = ["EventProgram", "ProgramOutput", "initial_params", "lower"]
+
+# "Unbounded" spike budget: the buffer bounds the count anyway.
+_UNBOUNDED = np.iinfo(np.int32).max
+
+
+class ProgramOutput(eqx.Module):
+    """What one sample's run produces (the runtime turns it into a ``Recording``)."""
+
+    spikes: dict[str, SpikeBuffer]
+    input_error: Bool[Array, ""]
+    traces: dict[str, tuple[Array, Array]] | None
+
+
+class EventProgram(eqx.Module):
+    """The lowered network: ordered stages over fixed-size spike buffers.
+
+    Calling it simulates one sample: ``program(params, inputs, t_max, grid)``
+    with ``inputs[name] = (times, neurons)``. It is a pure function, ``jit``-
+    and ``vmap``-able; parameters (weights, delays) are arguments, neuron
+    constants are part of the program.
+    """
+
+    name: str = eqx.field(static=True)
+    dtype: str = eqx.field(static=True)
+    t_max: float | None = eqx.field(static=True)
+    inputs: tuple[tuple[str, int], ...] = eqx.field(static=True)
+    edges: tuple[EdgeSpec, ...]
+    stages: tuple[AbstractStage, ...]
+
+    def plans(self) -> dict[str, PopulationPlan]:
+        """Every non-input population's plan, in stage order."""
+        return {p.name: p for s in self.stages for p in s.populations}
+
+    def spiking(self) -> tuple[str, ...]:
+        """Names of the populations that can spike (``lif``), in stage order."""
+        return tuple(p.name for p in self.plans().values() if p.kind == "lif")
+
+    def __call__(
+        self,
+        params: dict,
+        inputs: dict[str, tuple[Array, Array]],
+        t_max: Array,
+        grid: Array | None = None,
+        trace_populations: tuple[str, ...] = (),
+    ) -> ProgramOutput:
+        dtype = jnp.dtype(self.dtype)
+        t_max = jnp.asarray(t_max, dtype)
+        buffers: dict[str, SpikeBuffer] = {}
+        bad = jnp.zeros((), bool)
+        for name, size in self.inputs:
+            times, neurons = inputs[name]
+            times = times.astype(dtype)
+            real = neurons != -1
+            ok = real & (neurons >= 0) & (neurons < size) & (times >= 0) & jnp.isfinite(times)
+            bad = bad | jnp.any(real & ~ok)
+            buffers[name] = SpikeBuffer(
+                times=jnp.where(ok, times, jnp.inf),
+                neurons=jnp.where(ok, neurons, -1).astype(jnp.int32),
+                current=jnp.zeros(times.shape, dtype),
+                overflow=jnp.zeros((), bool),
+            )
+        for stage in self.stages:
+            buffers.update(stage(params, buffers, t_max))
+        traces = None
+        if grid is not None:
+            traces = {}
+            plans = self.plans()
+            for name in trace_populations:
+                p = plans[name]
+                inc = incoming(p.edges_in, {p.name: 0}, p.size, buffers, params, t_max, dtype)
+                traces[name] = trace(p.nrn, inc, buffers.get(name), grid, t_max)
+        return ProgramOutput(
+            spikes={n: buffers[n] for n in self.spiking()},
+            input_error=bad,
+            traces=traces,
+        )
+
+
+def _columns(node: object, dtype: np.dtype) -> dict[str, np.ndarray]:
+    size = node.size  # type: ignore[attr-defined]
+
+    def col(value: object) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value, np.float64), (size,))
+
+    v_leak = col(node.v_leak)  # type: ignore[attr-defined]
+    if node.kind == "lif":  # type: ignore[attr-defined]
+        max_spikes = node.max_spikes if node.max_spikes is not None else _UNBOUNDED  # type: ignore[attr-defined]
+        return {
+            "tau_mem": col(node.tau_mem),  # type: ignore[attr-defined]
+            "tau_syn": col(node.tau_syn),  # type: ignore[attr-defined]
+            "theta": col(node.v_threshold) - v_leak,  # type: ignore[attr-defined]
+            "u_reset": col(node.v_reset) - v_leak,  # type: ignore[attr-defined]
+            "v_leak": v_leak,
+            "t_refrac": col(node.t_refrac),  # type: ignore[attr-defined]
+            "max_spikes": np.full((size,), max_spikes, np.int64),
+            "spiking": np.ones((size,), bool),
+        }
+    return {
+        "tau_mem": col(node.tau_mem),  # type: ignore[attr-defined]
+        "tau_syn": col(node.tau_syn),  # type: ignore[attr-defined]
+        "theta": np.ones((size,)),  # unused: li neurons never spike
+        "u_reset": np.zeros((size,)),
+        "v_leak": v_leak,
+        "t_refrac": np.zeros((size,)),
+        "max_spikes": np.zeros((size,), np.int64),
+        "spiking": np.zeros((size,), bool),
+    }
+
+
+def _concat_params(nodes: list, dtype: np.dtype) -> NeuronParams:
+    cols = [_columns(n, dtype) for n in nodes]
+    merged = {k: np.concatenate([c[k] for c in cols]) for k in cols[0]}
+    return NeuronParams.build(merged, int(sum(n.size for n in nodes)), dtype)
+
+
+def lower(result: CompileResult, *, dtype: np.dtype, t_max: float | None) -> EventProgram:
+    """Lower a graph that went through the ``jax`` pipeline (it needs the ``schedule`` annotation)."""
+    net: Network = result.network
+    schedule: Schedule | None = result.annotations.get("schedule")
+    if schedule is None:
+        raise TargetError("the jax target needs a scheduled graph: run the 'schedule' pass (snncomp.pipeline('jax'))")
+    nodes = {n.name: n for n in net.nodes}
+    edges: list[EdgeSpec] = []
+    for key, e in zip(net.edge_keys(), net.edges):
+        edges.append(
+            EdgeSpec(
+                key=key,
+                source=e.source,
+                target=e.target,
+                source_size=nodes[e.source].size,
+                target_size=nodes[e.target].size,
+                mask=None if e.mask is None else jnp.asarray(e.mask),
+            )
+        )
+    # li populations never spike, so projections out of them carry nothing.
+    live = [e for e in edges if nodes[e.source].kind != "li"]
+
+    def plan(name: str) -> PopulationPlan:
+        node = nodes[name]
+        if node.kind == "lif":
+            solver = choose_solver(np.asarray(node.tau_mem), np.asarray(node.tau_syn))
+        else:
+            solver = BracketedNewtonSolver()  # never called: li has no threshold
+        return PopulationPlan(
+            name=name,
+            kind=node.kind,
+            size=node.size,
+            buffer=int(schedule.buffers.get(name, 0)),
+            nrn=NeuronParams.build(_columns(node, dtype), node.size, dtype),
+            solver=solver,
+            edges_in=tuple(e for e in live if e.target == name),
+        )
+
+    stages: list[AbstractStage] = []
+    for st in schedule.stages:
+        plans = tuple(plan(p) for p in st.populations)
+        if st.strategy == "layer-parallel":
+            stages.append(LayerParallelStage(index=st.index, populations=plans))
+            continue
+        members = set(st.populations)
+        offsets: dict[str, int] = {}
+        total = 0
+        for p in plans:
+            offsets[p.name] = total
+            total += p.size
+        stages.append(
+            EventQueueStage(
+                index=st.index,
+                populations=plans,
+                nrn=_concat_params([nodes[p] for p in st.populations], dtype),
+                external=tuple(e for e in live if e.target in members and e.source not in members),
+                internal=tuple(e for e in live if e.target in members and e.source in members),
+                offsets=offsets,
+                n_total=total,
+            )
+        )
+    return EventProgram(
+        name=net.name,
+        dtype=np.dtype(dtype).name,
+        t_max=t_max,
+        inputs=tuple((n.name, n.size) for n in net.nodes if n.kind == "input"),
+        edges=tuple(edges),
+        stages=tuple(stages),
+    )
+
+
+def initial_params(net: Network, dtype: np.dtype) -> dict[str, dict[str, Array]]:
+    """``{"weight": {edge_key: [src, tgt]}, "delay": {edge_key: scalar}}`` from the network."""
+    weight: dict[str, Array] = {}
+    delay: dict[str, Array] = {}
+    for key, e in zip(net.edge_keys(), net.edges):
+        weight[key] = jnp.asarray(np.asarray(e.weight, np.float64).astype(dtype))
+        delay[key] = jnp.asarray(np.asarray(e.delay, np.float64).astype(dtype))
+    return {"weight": weight, "delay": delay}

@@ -1,0 +1,205 @@
+"""The event-queue schedule: a ``lax.while_loop`` over events in time order.
+
+Used for recurrent components and multi-spike populations. The stage's
+neurons are concatenated into one state vector (``u``, ``I``, refractory end,
+spike count, and the cached time of each neuron's next threshold crossing).
+Each iteration takes the earliest of three kinds of event:
+
+1. the next *external* delivery (from inputs and earlier stages, merged and
+   sorted before the loop);
+2. the next *internal* delivery of each projection inside the stage: the
+   spikes this stage already recorded, read back through one pointer per
+   projection (spikes are recorded in time order and a projection has one
+   delay, so its deliveries come in that same order: the recorded buffer is
+   the queue, and no separate priority queue is needed);
+3. the earliest cached threshold crossing (a spike).
+
+All neurons are advanced to the event in closed form, the event is applied
+(``I`` jumps by a weight row, or the spiking neuron is reset, clamped for
+``t_refrac`` and recorded), and the crossing times are recomputed. At equal
+times, external deliveries go first, then internal ones in projection order,
+then spikes (lowest neuron index first).
+
+Buffers have the fixed sizes the ``schedule`` pass chose. A spike that does
+not fit sets the population's overflow flag and ends the sample's loop (so
+nothing later is silently wrong: the flag says the sample is incomplete).
+The loop is bounded: every iteration consumes one delivery or one recorded
+spike, and both are finite.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array
+
+from ._dynamics import NeuronParams, evolve
+from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
+from ._stage import AbstractStage
+
+__all__ = ["EventQueueStage"]
+
+
+class EventQueueStage(AbstractStage):
+    """Populations simulated together by one loop over events (a strongly connected component)."""
+
+    strategy: ClassVar[str] = "event-queue"
+    nrn: NeuronParams
+    """The stage's neurons, concatenated in population order."""
+    external: tuple[EdgeSpec, ...]
+    internal: tuple[EdgeSpec, ...]
+    offsets: dict[str, int] = eqx.field(static=True)
+    n_total: int = eqx.field(static=True)
+
+    def max_iterations(self, external_events: int) -> int:
+        """Upper bound on loop iterations for a sample with ``external_events`` deliveries."""
+        bufs = {p.name: p.buffer for p in self.populations}
+        return external_events + sum(bufs.values()) + sum(bufs[e.source] for e in self.internal) + 2
+
+    def _next_crossing(self, u: Array, i: Array, ref_end: Array, count: Array, t_now: Array) -> Array:
+        nrn = self.nrn
+        t_free = jnp.maximum(ref_end, t_now) if nrn.has_refrac else jnp.broadcast_to(t_now, u.shape)
+        i_free = i * jnp.exp(-(t_free - t_now) / nrn.tau_syn) if nrn.has_refrac else i
+        parts = []
+        for p in self.populations:
+            sl = slice(self.offsets[p.name], self.offsets[p.name] + p.size)
+            if p.kind != "lif":
+                parts.append(jnp.full((p.size,), jnp.inf, u.dtype))
+            else:
+                parts.append(p.solver.crossing(u[sl], i_free[sl], p.nrn))
+        s = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        allowed = nrn.spiking & (count < nrn.max_spikes)
+        return jnp.where(allowed, t_free + s, jnp.inf)
+
+    def __call__(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
+        nrn = self.nrn
+        dtype = nrn.tau_mem.dtype
+        n = self.n_total
+        inc = incoming(self.external, self.offsets, n, buffers, params, t_max, dtype)
+        ext_t = jnp.concatenate([inc.times, jnp.full((1,), jnp.inf, dtype)])
+        ext_rows = jnp.concatenate([inc.rows, jnp.full((1,), inc.matrix.shape[0] - 1, jnp.int32)])
+        n_ext = inc.times.shape[0]
+
+        spiking_pops = [p for p in self.populations if p.kind == "lif" and p.buffer > 0]
+        pop_index = {p.name: k for k, p in enumerate(spiking_pops)}
+        owner = np.full((n,), -1, np.int32)
+        local = np.zeros((n,), np.int32)
+        for p in spiking_pops:
+            off = self.offsets[p.name]
+            owner[off : off + p.size] = pop_index[p.name]
+            local[off : off + p.size] = np.arange(p.size)
+        owner_j = jnp.asarray(owner)
+        local_j = jnp.asarray(local)
+        internal = [e for e in self.internal if e.source in pop_index]
+        w_int = [effective_weight(e, params).astype(dtype) for e in internal]
+        d_int = [params["delay"][e.key].astype(dtype) for e in internal]
+
+        logs0 = tuple(
+            (
+                jnp.full((p.buffer,), jnp.inf, dtype),
+                jnp.full((p.buffer,), -1, jnp.int32),
+                jnp.zeros((p.buffer,), dtype),
+                jnp.zeros((), jnp.int32),
+            )
+            for p in spiking_pops
+        )
+        zeros = jnp.zeros((n,), dtype)
+        state0 = dict(
+            t=jnp.zeros((), dtype),
+            u=zeros,
+            i=zeros,
+            ref_end=zeros,
+            count=jnp.zeros((n,), jnp.int32),
+            next_t=jnp.full((n,), jnp.inf, dtype),
+            ext_ptr=jnp.zeros((), jnp.int32),
+            int_ptr=jnp.zeros((len(internal),), jnp.int32),
+            logs=logs0,
+            overflow=jnp.zeros((len(spiking_pops),), bool),
+            done=jnp.zeros((), bool),
+            it=jnp.zeros((), jnp.int32),
+        )
+        limit = self.max_iterations(n_ext)
+
+        def cond(st: dict) -> Array:
+            return (~st["done"]) & (st["it"] < limit)
+
+        def body(st: dict) -> dict:
+            logs = st["logs"]
+            cands = [ext_t[st["ext_ptr"]]]
+            for k, e in enumerate(internal):
+                ts, _, _, cnt = logs[pop_index[e.source]]
+                ptr = st["int_ptr"][k]
+                safe = jnp.minimum(ptr, ts.shape[0] - 1)
+                cands.append(jnp.where(ptr < cnt, ts[safe] + d_int[k], jnp.inf))
+            j = jnp.argmin(st["next_t"])
+            cands.append(st["next_t"][j])
+            cand = jnp.stack(cands)
+            kind = jnp.argmin(cand)  # first minimum: external, then internal, then spike
+            t_ev = cand[kind]
+            go = t_ev < t_max
+            t1 = jnp.where(go, t_ev, st["t"])
+            u, i = evolve(st["u"], st["i"], st["ref_end"], st["t"], t1, nrn)
+
+            is_ext = go & (kind == 0)
+            row = inc.matrix[ext_rows[st["ext_ptr"]]]
+            i = i + jnp.where(is_ext, row, 0.0)
+            ext_ptr = st["ext_ptr"] + is_ext.astype(jnp.int32)
+
+            int_ptr = st["int_ptr"]
+            for k, e in enumerate(internal):
+                is_k = go & (kind == 1 + k)
+                _, nb, _, _ = logs[pop_index[e.source]]
+                ptr = int_ptr[k]
+                src = nb[jnp.minimum(ptr, nb.shape[0] - 1)]
+                row = w_int[k][jnp.maximum(src, 0)]
+                off = self.offsets[e.target]
+                i = i.at[off : off + e.target_size].add(jnp.where(is_k, row, 0.0))
+                int_ptr = int_ptr.at[k].add(is_k.astype(jnp.int32))
+
+            is_spk = go & (kind == len(internal) + 1)
+            who = owner_j[j]
+            new_logs = []
+            overflow = st["overflow"]
+            overflowed = jnp.zeros((), bool)
+            for k, p in enumerate(spiking_pops):
+                ts, nb, cur, cnt = logs[k]
+                mine = is_spk & (who == k)
+                full = cnt >= p.buffer
+                overflowed = overflowed | (mine & full)
+                write = mine & ~full
+                slot = jnp.minimum(cnt, p.buffer - 1)
+                ts = ts.at[slot].set(jnp.where(write, t_ev, ts[slot]))
+                nb = nb.at[slot].set(jnp.where(write, local_j[j], nb[slot]))
+                cur = cur.at[slot].set(jnp.where(write, i[j], cur[slot]))
+                new_logs.append((ts, nb, cur, cnt + write.astype(jnp.int32)))
+                overflow = overflow.at[k].set(overflow[k] | (mine & full))
+            fire = is_spk & ~overflowed
+            u = u.at[j].set(jnp.where(fire, nrn.at("u_reset", j), u[j]))
+            ref_end = st["ref_end"].at[j].set(jnp.where(fire, t1 + nrn.at("t_refrac", j), st["ref_end"][j]))
+            count = st["count"].at[j].add(fire.astype(jnp.int32))
+            next_t = self._next_crossing(u, i, ref_end, count, t1)
+            return dict(
+                t=t1,
+                u=u,
+                i=i,
+                ref_end=ref_end,
+                count=count,
+                next_t=next_t,
+                ext_ptr=ext_ptr,
+                int_ptr=int_ptr,
+                logs=tuple(new_logs),
+                overflow=overflow,
+                done=(~go) | overflowed,
+                it=st["it"] + 1,
+            )
+
+        final = lax.while_loop(cond, body, state0)
+        out: dict[str, SpikeBuffer] = {}
+        for k, p in enumerate(spiking_pops):
+            ts, nb, cur, _ = final["logs"][k]
+            out[p.name] = SpikeBuffer(times=ts, neurons=nb, current=cur, overflow=final["overflow"][k])
+        return out
