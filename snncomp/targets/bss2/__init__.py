@@ -1,0 +1,46 @@
+"""BrainScaleS-2 target: chip model, lowering passes, ``HardwareConfig``, checks and reports.
+
+Importing this package registers the ``bss2`` pipeline (``snncomp.pipeline("bss2")``); the passes
+live in :mod:`snncomp.targets.bss2.passes` and join the pass registry on first lookup. Heavier names
+load lazily.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...passes import register_pipeline
+
+PIPELINE = (
+    "verify,infer-shapes,canonicalize,analyze-structure,map-parameters,split-sign,quantize,place,route,verify-config"
+)
+register_pipeline("bss2", PIPELINE)
+
+_LAZY = {
+    "ChipSpec": ("chip", "ChipSpec"),
+    "HardwareConfig": ("config", "HardwareConfig"),
+    "ResourceError": ("errors", "ResourceError"),
+    "ParameterError": ("errors", "ParameterError"),
+    "ConfigError": ("errors", "ConfigError"),
+    "Violation": ("errors", "Violation"),
+    "ResourceReport": ("report", "ResourceReport"),
+    "resource_report": ("report", "resource_report"),
+    "format_report": ("report", "format_report"),
+    "placement_dot": ("report", "placement_dot"),
+    "dequantized_network": ("effective", "dequantized_network"),
+    "effective_weights": ("effective", "effective_weights"),
+    "realise": ("check", "realise"),
+    "check_config": ("check", "check_config"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["PIPELINE", *sorted(_LAZY)]

@@ -1,0 +1,89 @@
+"""What the chip computes, as an IR network: quantized weights and chip-rounded parameters.
+
+The JAX simulator runs :func:`dequantized_network` to predict what the chip (or the mock emulator)
+does with a compiled network; agreement between the two is then evidence about the mock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from ...errors import SnnCompError
+from ...ir import Edge, Network
+from ...passes import from_graph
+from ._annotations import HwParams, ParameterMap, Quantized
+
+__all__ = ["dequantized_network", "effective_weights"]
+
+
+def _graph(source: Any) -> nx.MultiDiGraph:
+    if isinstance(source, nx.MultiDiGraph):
+        return source
+    g = getattr(source, "graph", None)
+    if isinstance(g, nx.MultiDiGraph):
+        return g
+    raise SnnCompError(f"expected a bss2 compile result or graph, got {type(source).__name__}")
+
+
+def effective_weights(source: Any) -> dict[str, np.ndarray]:
+    """Per projection key: the dequantized weight ``w_hw / scale`` (float64; masked-out entries 0).
+
+    ``source`` is a ``CompileResult`` of a pipeline that ran ``quantize``, or its graph.
+    """
+    g = _graph(source)
+    out = {}
+    for _u, _v, key, data in g.edges(keys=True, data=True):
+        quant: Quantized | None = data["ann"].get("quant")
+        if quant is None:
+            raise SnnCompError(f"projection '{key}' is not quantized; run the bss2 pipeline (quantize)")
+        out[key] = quant.effective()
+    return out
+
+
+def dequantized_network(source: Any) -> Network:
+    """The network the chip realises, in model units.
+
+    Every weight becomes its quantized value ``w_hw / scale`` (saturated weights included) and every
+    ``lif`` population's ``t_refrac`` the refractory time the chip's counter realises, converted back with
+    the speedup (``max_spikes=1`` populations get the long refractory period used to keep them silent).
+    Everything else is unchanged. ``metadata["bss2.dequantized"]`` records the scale and speedup.
+    """
+    g = _graph(source)
+    net = from_graph(g)
+    weights = effective_weights(g)
+    keys = net.edge_keys()
+    by_index = {d["index"]: k for _u, _v, k, d in g.edges(keys=True, data=True)}
+    edges = []
+    for i, edge in enumerate(net.edges):
+        key = by_index.get(i, keys[i])
+        edges.append(
+            Edge(
+                source=edge.source,
+                target=edge.target,
+                weight=weights[key],
+                mask=edge.mask,
+                delay=edge.delay,
+                name=edge.name,
+            )
+        )
+    pmap: ParameterMap | None = g.graph["ann"].get("hw_params")
+    nodes = []
+    for node in net.nodes:
+        hw: HwParams | None = g.nodes[node.name]["ann"].get("hw")
+        if node.kind == "lif" and hw is not None and pmap is not None:
+            t = hw.refractory * pmap.speedup
+            value: float | np.ndarray = float(t[0]) if np.all(t == t[0]) else t
+            node = type(node).model_validate(
+                {**{f: getattr(node, f) for f in type(node).model_fields}, "t_refrac": value}
+            )
+        nodes.append(node)
+    quant = g.graph["ann"].get("quantization")
+    meta = dict(net.metadata)
+    meta["bss2.dequantized"] = {
+        "scale": float(quant.scale) if quant is not None else None,
+        "speedup": float(pmap.speedup) if pmap is not None else None,
+    }
+    return net.replace(nodes=tuple(nodes), edges=tuple(edges), metadata=meta)
