@@ -101,3 +101,18 @@ def test_inspect_table() -> None:
 def test_every_command_has_help(command: str) -> None:
     r = snncomp(command, "--help")
     assert r.returncode == 0 and "usage: snncomp" in r.stdout
+
+
+def test_nir_round_trip_through_the_cli(tmp_path: Path) -> None:
+    pytest.importorskip("nir")
+    nir_file = tmp_path / "net.nir"
+    back = tmp_path / "back.json"
+    r = snncomp("export-nir", "examples/recurrent.json", "-o", str(nir_file))
+    assert r.returncode == 0, r.stderr
+    r = snncomp("import-nir", str(nir_file), "-o", str(back))
+    assert r.returncode == 0, r.stderr
+    from snncomp import ir
+
+    assert ir.load(back) == ir.load(ROOT / "examples" / "recurrent.json")
+    r = snncomp("import-nir", str(tmp_path / "missing.nir"), "-o", str(back))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
