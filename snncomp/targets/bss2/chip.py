@@ -9,7 +9,6 @@ number in one place.
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -232,7 +231,7 @@ class ChipSpec(BaseModel):
         """Frequency of refractory clock setting ``scale`` (Hz)."""
         return self.chip_clock / (1 << (scale + 1))
 
-    @cached_property
+    @property
     def crossbar_set(self) -> frozenset[tuple[int, int]]:
         """The crossbar node table as a set, for membership tests."""
         return frozenset(self.crossbar)

@@ -20,7 +20,6 @@ synapse rows store weights and labels as hex strings (two digits per column).
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -214,8 +213,9 @@ class HardwareConfig(_Cfg):
     projections: dict[str, ProjectionMap]
 
     # -- dense views ---------------------------------------------------------------------------------------------
-    @cached_property
-    def _matrices(self) -> tuple[np.ndarray, np.ndarray]:
+    def matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(weights, labels)``, each ``uint8[hemisphere, row, column]`` (decoded on every call; not cached,
+        so that ``model_copy(update=...)`` can never see stale arrays)."""
         chip = self.chip
         shape = (chip.hemispheres, chip.rows_per_hemisphere, chip.columns)
         w = np.zeros(shape, np.uint8)
@@ -228,11 +228,11 @@ class HardwareConfig(_Cfg):
 
     def synapse_weights(self) -> np.ndarray:
         """``uint8[hemisphere, row, column]`` synapse weights (read-only)."""
-        return self._matrices[0]
+        return self.matrices()[0]
 
     def synapse_labels(self) -> np.ndarray:
         """``uint8[hemisphere, row, column]`` synapse labels (read-only)."""
-        return self._matrices[1]
+        return self.matrices()[1]
 
     def row_modes(self) -> np.ndarray:
         """``int8[hemisphere, row]``: 0 disabled, 1 excitatory, 2 inhibitory."""
