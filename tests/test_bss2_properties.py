@@ -70,7 +70,7 @@ def test_corrupting_one_label_or_row_select_is_caught(net: ir.Network, seed: int
         return
     what = rng.integers(3)
     if what == 0:  # flip the label of one mapped synapse
-        key, pm = mapped[rng.integers(len(mapped))]
+        _key, pm = mapped[rng.integers(len(mapped))]
         i = int(rng.integers(len(pm.pre)))
         h, r, c = pm.hemisphere[i], pm.row[i], pm.column[i]
         rows = list(config.rows)
@@ -250,7 +250,7 @@ def test_verify_config_pass_rejects_a_corrupted_config() -> None:
     config: HardwareConfig = result.annotations["hardware_config"]
     row = config.rows[0]
     w = bytearray(bytes.fromhex(row.weights))
-    w[[i for i, v in enumerate(w) if v][0]] += 1
+    w[next(i for i, v in enumerate(w) if v)] += 1
     bad = config.model_copy(update={"rows": (row.model_copy(update={"weights": w.hex()}), *config.rows[1:])})
     g = result.graph.copy()
     g.graph["ann"] = {**g.graph["ann"], "hardware_config": bad}
