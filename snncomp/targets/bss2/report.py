@@ -17,7 +17,15 @@ from ._annotations import ranges
 from .check import _events
 from .config import HardwareConfig
 
-__all__ = ["BusUsage", "ResourceReport", "config_of", "format_report", "placement_dot", "resource_report"]
+__all__ = [
+    "BusUsage",
+    "ResourceReport",
+    "config_of",
+    "format_report",
+    "placement_dot",
+    "placement_dot_lines",
+    "resource_report",
+]
 
 
 class BusUsage(BaseModel):
@@ -218,19 +226,36 @@ def format_report(source: Any) -> str:
 def placement_dot(source: Any) -> str:
     """Graphviz text of the chip: blocks (hemisphere x event output) with their neurons, PADI buses, routes."""
     config = config_of(source)
-    chip = config.chip
-    H, B, cpe = chip.hemispheres, chip.buses_per_hemisphere, chip.columns_per_event_output
-    report = resource_report(config)
     lines = [
         f'digraph "bss2_{config.network}" {{',
         "  rankdir=TB;",
         '  node [shape=box, fontname="monospace", fontsize=10];',
+        *placement_dot_lines(config),
+        "}",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def _cell_text(pop: str, idx: list[int]) -> str:
+    listed = ranges(idx)
+    return f"{pop} x{len(idx)}: [{listed if len(listed) <= 32 else listed[:29] + '...'}]"
+
+
+def placement_dot_lines(source: Any, prefix: str = "chip_") -> list[str]:
+    """The chip picture as Graphviz statements (clusters and edges) to splice into another digraph.
+
+    Node ids start with ``prefix`` so they cannot collide with population nodes of the graph dump.
+    """
+    config = config_of(source)
+    chip = config.chip
+    H, B, cpe = chip.hemispheres, chip.buses_per_hemisphere, chip.columns_per_event_output
+    report = resource_report(config)
+    lines: list[str] = []
     cells: dict[tuple[int, int], dict[str, list[int]]] = {}
     for n in config.neurons:
         cells.setdefault((n.hemisphere, n.event_output), {}).setdefault(n.population, []).append(n.index)
     for h in range(H):
-        lines.append(f'  subgraph "cluster_h{h}" {{')
+        lines.append(f'  subgraph "cluster_{prefix}h{h}" {{')
         lines.append(
             f'    label="hemisphere {h}: {report.circuits[h]}/{chip.columns} circuits, '
             f'{report.rows[h]}/{chip.rows_per_hemisphere} rows";'
@@ -238,37 +263,33 @@ def placement_dot(source: Any) -> str:
         for e in range(chip.event_outputs):
             pops = cells.get((h, e), {})
             used = sum(len(v) for v in pops.values())
-            text = "\\n".join(f"{p}[{ranges(idx)}]" for p, idx in sorted(pops.items())) or "(free)"
+            text = "\\n".join(_cell_text(p, idx) for p, idx in sorted(pops.items())) or "(free)"
             fill = "#ffffff" if not used else ("#c6dbef" if used < cpe else "#6baed6")
+            head = f"event output {e} (c{e * cpe}-{(e + 1) * cpe - 1})"
             lines.append(
-                f'    "h{h}e{e}" [label="event output {e} (c{e * cpe}-{(e + 1) * cpe - 1})\\n{text}", '
-                f'style=filled, fillcolor="{fill}"];'
+                f'    "{prefix}h{h}e{e}" [shape=box, label="{head}\\n{text}", style=filled, fillcolor="{fill}"];'
             )
         for b in range(B):
             u = next(x for x in report.buses if x.hemisphere == h and x.bus == b)
             ratio = u.rows / u.rows_available
             color = "#fee0d2" if ratio < 0.75 else ("#fc9272" if ratio < 1 else "#de2d26")
             lines.append(
-                f'    "h{h}b{b}" [shape=ellipse, label="PADI bus {b}\\n{u.rows}/{u.rows_available} rows", '
+                f'    "{prefix}h{h}b{b}" [shape=ellipse, label="PADI bus {b}\\n{u.rows}/{u.rows_available} rows", '
                 f'style=filled, fillcolor="{color}"];'
             )
         lines.append("  }")
+    n_fpga = chip.fpga_input_channels
     for node in config.crossbar:
-        if node.input < chip.event_outputs and node.output < H * B:
-            src_h = {n.hemisphere for n in config.neurons if n.event_output == node.input}
-            h, b = divmod(node.output, B)
-            for sh in sorted(src_h):
-                lines.append(f'  "h{sh}e{node.input}" -> "h{h}b{b}";')
-        elif node.output < H * B:
-            h, b = divmod(node.output, B)
-            lines.append(f'  "fpga{node.input - chip.event_outputs}" -> "h{h}b{b}";')
+        if node.output >= H * B:
+            continue
+        h, b = divmod(node.output, B)
+        if node.input < chip.event_outputs:
+            for sh in sorted({n.hemisphere for n in config.neurons if n.event_output == node.input}):
+                lines.append(f'  "{prefix}h{sh}e{node.input}" -> "{prefix}h{h}b{b}";')
+        else:
+            lines.append(f'  "{prefix}fpga{node.input - chip.event_outputs}" -> "{prefix}h{h}b{b}";')
     for s in sorted(
-        {
-            n.input - chip.event_outputs
-            for n in config.crossbar
-            if chip.event_outputs <= n.input < chip.event_outputs + chip.fpga_input_channels
-        }
+        {n.input - chip.event_outputs for n in config.crossbar if 0 <= n.input - chip.event_outputs < n_fpga}
     ):
-        lines.append(f'  "fpga{s}" [shape=cds, label="FPGA channel {s}"];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        lines.append(f'  "{prefix}fpga{s}" [shape=cds, label="FPGA channel {s}"];')
+    return lines
