@@ -249,18 +249,24 @@ def _violations(problem: Problem, placement: Placement, plan: RowPlan, h: np.nda
             if rows <= chip.rows_per_bus and drivers <= chip.drivers_per_bus:
                 continue
             mine = [g for g in plan.groups if g.hemisphere == hh and g.bus == b]
-            who = tuple(
-                f"{'external' if g.external else f'event output {g.block}'} "
-                f"{describe_neurons(problem, g.sources)} ({g.n_rows()} rows)"
+            who = [
+                f"event output {g.block} {describe_neurons(problem, g.sources)} ({g.n_rows()} rows)"
                 for g in mine
-            )
+                if not g.external
+            ]
+            ext = [g for g in mine if g.external]
+            if ext:
+                srcs = np.concatenate([g.sources for g in ext])
+                n_rows = sum(g.n_rows() for g in ext)
+                groups = f" in {len(ext)} groups" if len(ext) > 1 else ""
+                who.append(f"external {describe_neurons(problem, srcs)} ({n_rows} rows{groups})")
             if rows > chip.rows_per_bus:
                 out.append(
                     Violation(
                         f"synapse rows on PADI bus {b} of hemisphere {hh}",
                         rows,
                         chip.rows_per_bus,
-                        who,
+                        tuple(who),
                         check=8,
                         hint="spread these sources over more event outputs (place{strategy=routing-aware}) or move "
                         "some of their targets to the other hemisphere",
@@ -272,7 +278,7 @@ def _violations(problem: Problem, placement: Placement, plan: RowPlan, h: np.nda
                         f"synapse drivers on PADI bus {b} of hemisphere {hh}",
                         drivers,
                         chip.drivers_per_bus,
-                        who,
+                        tuple(who),
                         check=9,
                         hint="groups with an odd number of rows waste half a driver each; spread the sources",
                     )

@@ -76,6 +76,9 @@ class ChipSpec(BaseModel):
     neuron_label_bits: PositiveInt = Field(default=14, description="NeuronLabel seen by the crossbar [C]")
     spl1_bits: PositiveInt = Field(default=2, description="FPGA channel bits above the NeuronLabel [C]")
     max_event_rate_per_driver: float = Field(default=125e6, gt=0, description="events/s per driver (8 ns) [D]")
+    synapse_time_calib_bits: PositiveInt = Field(default=2, description="per-synapse TimeCalib [C]")
+    synapse_amp_calib_bits: PositiveInt = Field(default=2, description="per-synapse AmpCalib [C]")
+    stp_bits: PositiveInt = Field(default=4, description="driver STP utilization/recovery/offset, each [C]; unused")
 
     # -- routing (§1.5–1.7) -------------------------------------------------------------------------------------
     crossbar_inputs: PositiveInt = Field(default=20, description="0-7 neuron outputs, 8-11 FPGA, 12-19 background [C]")
@@ -92,6 +95,9 @@ class ChipSpec(BaseModel):
     background_generators: PositiveInt = Field(default=8, description="on-chip background spike sources [C]")
     background_period_bits: PositiveInt = Field(default=16, description="background period in clock cycles [C]")
     background_rate_bits: PositiveInt = Field(default=8, description="background Poisson rate register [C]")
+    background_mask_bits: PositiveInt = Field(default=8, description="label bits a generator can randomise [C]")
+    background_seed_bits: PositiveInt = Field(default=32, description="generator seed [C]")
+    background_rate: float = Field(default=125e6, gt=0, description="events/s per background generator [D]")
 
     # -- clocks and timing (§1.7, §2.4) -------------------------------------------------------------------------
     fpga_clock: float = Field(default=125e6, gt=0, description="Hz; 8 ns spike-time resolution [C]")
@@ -100,9 +106,19 @@ class ChipSpec(BaseModel):
 
     # -- readout (§1.1, §2.4) ----------------------------------------------------------------------------------
     madc_neurons: PositiveInt = Field(default=1, description="neurons the MADC records per experiment [C]")
-    cadc_bits: PositiveInt = Field(default=8, description="CADC resolution [D]")
     madc_bits: PositiveInt = Field(default=10, description="MADC resolution [C]")
+    madc_sample_rate: float = Field(default=30e6, gt=0, description="MADC samples/s, about [D]")
+    cadcs: PositiveInt = Field(default=2, description="column-parallel ADCs, one per hemisphere [D]")
+    cadc_channels: PositiveInt = Field(default=512, description="channels per CADC [D]")
+    cadc_bits: PositiveInt = Field(default=8, description="CADC resolution [D]")
+    cadc_interval_sram: float = Field(default=2e-6, gt=0, description="s between CADC samples stored in SRAM [C]")
+    cadc_interval_dram: float = Field(default=6e-6, gt=0, description="s between CADC samples stored in DRAM [C]")
     capmem_bits: PositiveInt = Field(default=10, description="analog parameter cells [D]")
+    capmem_currents_per_neuron: PositiveInt = Field(default=16, description="current cells per circuit [D]")
+    capmem_voltages_per_neuron: PositiveInt = Field(default=8, description="voltage cells per circuit [D]")
+    neuron_config_bits: PositiveInt = Field(default=64, description="local digital config per circuit [D]")
+    ppus: PositiveInt = Field(default=2, description="embedded SIMD processors, one per hemisphere [D]; unused")
+    ppu_clock: float = Field(default=250e6, gt=0, description="Hz, default [D]")
 
     # -- neuron backend: refractory counter (§2.3) --------------------------------------------------------------
     refractory_counter_bits: PositiveInt = Field(default=8, description="refractory counter width [C]")
