@@ -287,6 +287,10 @@ class Executable(abc.ABC):
     def report(self) -> Report:
         """Schedule, stages, buffer sizes and resources."""
 
+    def apply(self, params: Any, inputs: Mapping[str, Spikes], **kwargs: Any) -> Recording:
+        """``run`` with the parameters first and overflow only flagged: the pure form for ``jax.grad``/``train.fit``."""
+        return self.run(inputs, params, on_overflow="flag", **kwargs)
+
 
 def _fail_inputs(where: str, problem: str) -> InputError:
     return InputError(f"{where}: {problem}")
@@ -304,7 +308,7 @@ class JaxExecutable(Executable):
         self._options = options
         self._seconds = seconds
         self._n_traces = 0
-        self._jitted = jax.jit(self._batched, static_argnames=("trace_populations",))
+        self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
 
     # -- properties -----------------------------------------------------------
     @property
@@ -326,14 +330,35 @@ class JaxExecutable(Executable):
         return self._n_traces
 
     # -- running --------------------------------------------------------------
-    def _batched(self, params: dict, times: dict, neurons: dict, t_max: Array, grid: Any, trace_populations: tuple):
+    def _batched(
+        self,
+        params: dict,
+        times: dict,
+        neurons: dict,
+        t_max: Array,
+        grid: Any,
+        trace_populations: tuple,
+        inputs_sorted: bool,
+        batch_shape: tuple[int, ...],
+    ) -> tuple[Recording, Array]:
         self._n_traces += 1
 
         def one(ts: dict, ns: dict) -> Any:
             inputs = {k: (ts[k], ns[k]) for k in ts}
-            return self._program(params, inputs, t_max, grid, trace_populations)
+            return self._program(params, inputs, t_max, grid, trace_populations, inputs_sorted)
 
-        return jax.vmap(one)(times, neurons)
+        out = jax.vmap(one)(times, neurons)
+
+        def shaped(x: Array) -> Array:
+            return jnp.reshape(x, batch_shape + x.shape[1:])
+
+        spikes = {k: Spikes(times=shaped(b.times), neurons=shaped(b.neurons)) for k, b in out.spikes.items()}
+        overflow = {k: shaped(b.overflow) for k, b in out.spikes.items()}
+        traces = {}
+        if out.traces is not None:
+            traces = {k: Trace(times=grid, v=shaped(v), i=shaped(i)) for k, (v, i) in out.traces.items()}
+        rec = Recording(spikes=spikes, overflow=overflow, traces=traces, t_max=t_max)
+        return rec, jnp.sum(out.input_error)
 
     def run(
         self,
@@ -363,11 +388,23 @@ class JaxExecutable(Executable):
             )
         t_max_val = self._check_t_max(t_max)
         params = self._check_params(params, dtype)
-        times, neurons, batch_shape = self._check_inputs(inputs, dtype)
+        times, neurons, batch_shape, is_sorted = self._check_inputs(inputs, dtype)
         grid, pops = self._check_trace(trace_times, trace_populations, dtype)
-        out = self._jitted(params, times, neurons, jnp.asarray(t_max_val, dtype), grid, trace_populations=pops)
-        rec = self._recording(out, batch_shape, grid, t_max_val)
-        self._raise_errors(out, rec, on_overflow)
+        rec, n_bad = self._jitted(
+            params,
+            times,
+            neurons,
+            t_max_val if _is_tracer(t_max_val) else np.asarray(t_max_val, dtype),
+            grid,
+            trace_populations=pops,
+            inputs_sorted=is_sorted,
+            batch_shape=batch_shape,
+        )
+        # Inputs validated on the host cannot be bad; traced ones are checked by the program (a flag).
+        if not is_sorted:
+            self._raise_input_error(n_bad)
+        if on_overflow == "raise":
+            self._raise_overflow(rec)
         return rec
 
     def _check_t_max(self, t_max: Any) -> Any:
@@ -409,7 +446,8 @@ class JaxExecutable(Executable):
                 out[group][key] = jnp.asarray(value).astype(dtype)
         return out
 
-    def _check_inputs(self, inputs: Any, dtype: np.dtype) -> tuple[dict, dict, tuple[int, ...]]:
+    def _check_inputs(self, inputs: Any, dtype: np.dtype) -> tuple[dict, dict, tuple[int, ...], bool]:
+        """Validate the inputs; concrete ones are also sorted here (cheap on the host, slow inside XLA)."""
         program = self._program
         expected = dict(program.inputs)
         if not isinstance(inputs, Mapping):
@@ -436,6 +474,7 @@ class JaxExecutable(Executable):
         first = ""
         times: dict[str, Array] = {}
         neurons: dict[str, Array] = {}
+        all_sorted = True
         for name, size in program.inputs:
             sp = inputs[name]
             where = f"inputs['{name}']"
@@ -458,16 +497,26 @@ class JaxExecutable(Executable):
                 raise _fail_inputs(
                     where, f"batch shape {list(bs)} differs from inputs['{first}'] batch shape {list(batch_shape)}"
                 )
-            if not _is_tracer(t) and not _is_tracer(n):
-                self._check_values(where, np.asarray(t), np.asarray(n), size)
             e = np.shape(t)[-1]
-            times[name] = jnp.reshape(jnp.asarray(t).astype(dtype), (-1, e))
-            neurons[name] = jnp.reshape(jnp.asarray(n).astype(jnp.int32), (-1, e))
+            if not _is_tracer(t) and not _is_tracer(n):
+                t_np, n_np = np.asarray(t), np.asarray(n)
+                self._check_values(where, t_np, n_np, size)
+                t_np = t_np.astype(dtype).reshape(-1, e)
+                n_np = n_np.astype(np.int32).reshape(-1, e)
+                if e > 1 and not np.all(t_np[:, 1:] >= t_np[:, :-1]):
+                    order = np.argsort(t_np, axis=-1, kind="stable")
+                    t_np = np.take_along_axis(t_np, order, axis=-1)
+                    n_np = np.take_along_axis(n_np, order, axis=-1)
+                times[name], neurons[name] = t_np, n_np
+            else:
+                all_sorted = False
+                times[name] = jnp.reshape(jnp.asarray(t).astype(dtype), (-1, e))
+                neurons[name] = jnp.reshape(jnp.asarray(n).astype(jnp.int32), (-1, e))
         if batch_shape is None:  # a network without inputs: one sample
             batch_shape = ()
         if not program.inputs:
-            times, neurons = {"__none__": jnp.zeros((1, 0), dtype)}, {"__none__": jnp.zeros((1, 0), jnp.int32)}
-        return times, neurons, batch_shape
+            times, neurons = {"__none__": np.zeros((1, 0), dtype)}, {"__none__": np.zeros((1, 0), np.int32)}
+        return times, neurons, batch_shape, all_sorted
 
     @staticmethod
     def _check_values(where: str, t: np.ndarray, n: np.ndarray, size: int) -> None:
@@ -527,31 +576,22 @@ class JaxExecutable(Executable):
                 raise InputError("trace_times must be finite and >= 0")
         return grid, pops
 
-    def _recording(self, out: Any, batch_shape: tuple[int, ...], grid: Any, t_max: Any) -> Recording:
-        def shaped(x: Array) -> Array:
-            return jnp.reshape(x, batch_shape + x.shape[1:])
-
-        spikes = {k: Spikes(times=shaped(b.times), neurons=shaped(b.neurons)) for k, b in out.spikes.items()}
-        overflow = {k: shaped(b.overflow) for k, b in out.spikes.items()}
-        traces: dict[str, Trace] = {}
-        if out.traces is not None:
-            for k, (v, i) in out.traces.items():
-                traces[k] = Trace(times=grid, v=shaped(v), i=shaped(i))
-        return Recording(spikes=spikes, overflow=overflow, traces=traces, t_max=jnp.asarray(t_max))
-
-    def _raise_errors(self, out: Any, rec: Recording, on_overflow: str) -> None:
-        if _is_tracer(out.input_error):
+    @staticmethod
+    def _raise_input_error(n_bad: Array) -> None:
+        if _is_tracer(n_bad):
             return
-        bad = np.asarray(out.input_error)
-        if bad.any():
+        bad = int(n_bad)
+        if bad:
             raise InputError(
-                f"{int(bad.sum())} sample(s) have input spikes with a negative or non-finite time or a neuron "
+                f"{bad} sample(s) have input spikes with a negative or non-finite time or a neuron "
                 "index out of range (checked inside jit because the inputs were traced)"
             )
-        if on_overflow != "raise":
-            return
+
+    def _raise_overflow(self, rec: Recording) -> None:
         plans = self._program.plans()
         for name, flag in rec.overflow.items():
+            if _is_tracer(flag):
+                return
             f = np.asarray(flag)
             if f.any():
                 plan = plans[name]
@@ -561,8 +601,8 @@ class JaxExecutable(Executable):
                 raise BufferOverflowError(
                     f"population '{name}' emitted more spikes than its buffer of {plan.buffer} "
                     f"({plan.size} neurons x {per} spikes) in {samples.size} of {f.size} sample(s) "
-                    f"(sample {shown}); enlarge it with snncomp.compile(..., spikes_per_neuron=N) with N > {per}, "
-                    f"or bound the population with max_spikes"
+                    f"(flat sample index {shown}); enlarge it with snncomp.compile(..., spikes_per_neuron=N) "
+                    f"with N > {per}, or bound the population with max_spikes"
                 )
 
     # -- reporting ------------------------------------------------------------

@@ -22,6 +22,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from ._sort import sort_by_time
+
 __all__ = ["EdgeSpec", "Incoming", "SpikeBuffer", "effective_weight", "incoming"]
 
 
@@ -32,6 +34,8 @@ class SpikeBuffer(eqx.Module):
     neurons: Int[Array, " S"]
     current: Float[Array, " S"]
     overflow: Bool[Array, ""]
+    sorted: bool = eqx.field(static=True, default=True)
+    """False for user inputs that were not sorted on the host (times are then in any order)."""
 
 
 class EdgeSpec(eqx.Module):
@@ -97,5 +101,8 @@ def incoming(
     all_t = jnp.concatenate(times)
     all_r = jnp.concatenate(rows)
     all_r = jnp.where(all_r < 0, base, all_r).astype(jnp.int32)
-    order = jnp.argsort(all_t, stable=True)
-    return Incoming(times=all_t[order], rows=all_r[order], matrix=matrix)
+    if len(edges) == 1 and buffers[edges[0].source].sorted:
+        # One projection from a sorted buffer: a constant delay keeps it sorted (dropped entries are +inf at the end).
+        return Incoming(times=all_t, rows=all_r, matrix=matrix)
+    all_t, (all_r,), _ = sort_by_time(all_t, all_r)
+    return Incoming(times=all_t, rows=all_r, matrix=matrix)

@@ -63,6 +63,7 @@ class EventProgram(eqx.Module):
         t_max: Array,
         grid: Array | None = None,
         trace_populations: tuple[str, ...] = (),
+        inputs_sorted: bool = False,
     ) -> ProgramOutput:
         dtype = jnp.dtype(self.dtype)
         t_max = jnp.asarray(t_max, dtype)
@@ -79,6 +80,7 @@ class EventProgram(eqx.Module):
                 neurons=jnp.where(ok, neurons, -1).astype(jnp.int32),
                 current=jnp.zeros(times.shape, dtype),
                 overflow=jnp.zeros((), bool),
+                sorted=inputs_sorted,
             )
         for stage in self.stages:
             buffers.update(stage(params, buffers, t_max))
