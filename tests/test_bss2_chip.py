@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from snncomp.cli import main
 from snncomp.targets.bss2 import ChipSpec, HardwareConfig
-from snncomp.targets.bss2.passes.route import allocate_drivers
+from snncomp.targets.bss2._drivers import allocate_drivers
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -365,3 +365,25 @@ def test_golden_after_each_bss2_pass(update_golden: bool) -> None:
     text = "\n// -----\n".join(f"// ----- IR after '{name}' ----- //\n{format_graph(g)}" for name, g in stages) + "\n"
     text += "// ----- resource report ----- //\n" + format_report(result) + "\n"
     check_golden(GOLDEN / "small.expected.txt", text, update_golden)
+
+
+def test_two_event_outputs_on_one_bus_share_its_drivers() -> None:
+    """Event outputs 0 and 4 both feed PADI bus 0: each group can then use at most 28 of its 32 drivers."""
+    net = snncomp.Network("shared")
+    x = net.input("x", 1)
+    a = net.lif("a", 30, tau_mem=10e-3, tau_syn=5e-3)
+    b = net.lif("b", 1, tau_mem=10e-3, tau_syn=5e-3)
+    o = net.lif("o", 1, tau_mem=10e-3, tau_syn=5e-3)
+    net.connect(x, a, weight=1.0)
+    net.connect(x, b, weight=1.0)
+    net.connect(a, o, weight=0.1)
+    net.connect(b, o, weight=0.1)
+    pins = {"a": {"circuits": list(range(30))}, "b": {"circuits": [128]}, "o": {"circuits": [200]}}
+    with pytest.raises(PassError) as info:
+        compile_bss2(with_metadata(net.build(), **{"bss2.placement": pins}))
+    (v,) = cause(info.value).violations
+    assert v.check == 13 and v.resource == "row-select addresses on PADI bus 0 of hemisphere 0"
+    assert "[30, 1] drivers" in v.detail
+    # With b in event output 1 instead, both fit.
+    pins["b"] = {"circuits": [32]}
+    compile_bss2(with_metadata(net.build(), **{"bss2.placement": pins}))

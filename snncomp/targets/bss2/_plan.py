@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._drivers import allocate_drivers, internal_row_select
 from ._problem import Placement, Problem, describe_neurons
 from .errors import Violation
 
@@ -60,6 +61,10 @@ class RowPlan:
     bus_rows: np.ndarray  # [hemisphere, bus]
     bus_drivers: np.ndarray
     violations: list[Violation] = field(default_factory=list)
+    # (hemisphere, bus) -> (group indices, (row selects, [(bus index, row mask)] per group)); with check=True.
+    allocation: dict[tuple[int, int], tuple[list[int], tuple[list[int], list[list[tuple[int, int]]]]]] = field(
+        default_factory=dict
+    )
 
     def overflow(self, problem: Problem) -> int:
         """Total demand above the limits (0 when the plan fits); a placer's score."""
@@ -137,7 +142,42 @@ def plan_rows(problem: Problem, placement: Placement, *, check: bool = True) -> 
     plan = RowPlan(groups, slot_group, col, bus_rows, bus_drivers)
     if check:
         plan.violations = _violations(problem, placement, plan, h)
+        if not plan.violations:
+            plan.violations = _allocate(problem, plan)
     return plan
+
+
+def _allocate(problem: Problem, plan: RowPlan) -> list[Violation]:
+    """Row selects and driver masks for every bus (stored in ``plan.allocation``); failures as violations."""
+    chip = problem.chip
+    out = []
+    for hh in range(chip.hemispheres):
+        for b in range(chip.buses_per_hemisphere):
+            idx = [k for k, g in enumerate(plan.groups) if g.hemisphere == hh and g.bus == b]
+            if not idx:
+                continue
+            req = [
+                (
+                    None if plan.groups[k].external else internal_row_select(chip, plan.groups[k].block),
+                    plan.groups[k].n_drivers(chip.rows_per_driver),
+                )
+                for k in idx
+            ]
+            got = allocate_drivers(chip, req)
+            if got is None:
+                out.append(
+                    Violation(
+                        f"row-select addresses on PADI bus {b} of hemisphere {hh}",
+                        detail=f"no row-select/row-mask assignment gives the groups {[n for _, n in req]} drivers",
+                        responsible=tuple(describe_neurons(problem, plan.groups[k].sources) for k in idx),
+                        check=13,
+                        hint="two event outputs share this bus, so each of their groups can use at most 28 drivers; "
+                        "spread the sources over other buses",
+                    )
+                )
+            else:
+                plan.allocation[(hh, b)] = (idx, got)
+    return out
 
 
 def _pack_external(

@@ -9,10 +9,10 @@ import numpy as np
 
 from ....passes import Pass, PassContext, annotate_edge, annotate_graph, register
 from .._annotations import HwParams, ParameterMap, Quantization, Routed
+from .._drivers import internal_row_select
 from .._plan import RowPlan, plan_rows
-from .._problem import Placement, Problem, chip_of, describe_neurons
+from .._problem import Placement, Problem, chip_of
 from ..check import check_config
-from ..chip import ChipSpec
 from ..config import (
     Backend,
     BackgroundSource,
@@ -28,74 +28,9 @@ from ..config import (
 )
 from ..errors import ConfigError, ResourceError, Violation
 
-__all__ = ["READOUT_KEY", "Route", "allocate_drivers"]
+__all__ = ["READOUT_KEY", "Route"]
 
 READOUT_KEY = "bss2.readout"
-
-
-def _eligible(r: int, others: list[int], n_drivers: int, full: int) -> list[int]:
-    """Drivers ``j`` whose widest mask accepting row select ``r`` rejects every other used row select.
-
-    With mask ``~(j ^ r)`` a driver accepts exactly the row selects that agree with ``r`` wherever ``j``
-    does; another row select ``x`` slips through iff it differs from ``r`` only where ``j`` does.
-    """
-    return [j for j in range(n_drivers) if all(((x ^ r) & ~(j ^ r) & full) for x in others)]
-
-
-def allocate_drivers(
-    chip: ChipSpec, groups: list[tuple[int | None, int]]
-) -> tuple[list[int], list[list[tuple[int, int]]]] | None:
-    """Row selects and drivers for the groups of one PADI bus.
-
-    ``groups[k] = (row_select or None, drivers needed)``; ``None`` lets the allocator choose (external
-    sources). Returns the row select of each group and its ``(bus index, row mask)`` drivers, or None
-    when no assignment exists. Free row selects are chosen to keep every group's eligible drivers
-    plentiful; drivers are then matched to groups (bipartite matching with augmenting paths).
-    """
-    J = chip.drivers_per_bus
-    full = (1 << chip.row_select_bits) - 1
-    rs: list[int | None] = [r for r, _ in groups]
-    need = [n for _, n in groups]
-    for i in sorted(range(len(groups)), key=lambda k: (-need[k], k)):
-        if rs[i] is not None:
-            continue
-        used = [r for r in rs if r is not None]
-        best = None
-        for cand in range(full + 1):
-            if cand in used:
-                continue
-            now = [*used, cand]
-            idx = [k for k in range(len(groups)) if rs[k] is not None] + [i]
-            slack = min(len(_eligible(r, [x for x in now if x != r], J, full)) - need[k] for r, k in zip(now, idx))
-            score = (slack, -bin(cand).count("1") if not used else 0, -cand)
-            if best is None or score > best[0]:
-                best = (score, cand)
-        if best is None:
-            return None
-        rs[i] = best[1]
-    final = [int(r) for r in rs]  # type: ignore[arg-type]
-    elig = [_eligible(r, [x for x in final if x != r], J, full) for r in final]
-    owner = [-1] * J
-
-    def augment(g: int, seen: set[int]) -> bool:
-        for j in elig[g]:
-            if j in seen:
-                continue
-            seen.add(j)
-            if owner[j] < 0 or augment(owner[j], seen):
-                owner[j] = g
-                return True
-        return False
-
-    for g in sorted(range(len(groups)), key=lambda k: (len(elig[k]), k)):
-        for _ in range(need[g]):
-            if not augment(g, set()):
-                return None
-    drivers: list[list[tuple[int, int]]] = [[] for _ in groups]
-    for j, g in enumerate(owner):
-        if g >= 0:
-            drivers[g].append((j, ~(j ^ final[g]) & full))
-    return final, drivers
 
 
 def _cumcount(keys: np.ndarray) -> np.ndarray:
@@ -232,45 +167,20 @@ class Route(Pass):
         is_source[problem.s_src[~problem.external[problem.s_src]]] = True
         col, hem = placement.column, placement.hemisphere
         block = np.where(col >= 0, col // cpe, -1)
-        x_block = np.where(block >= B, hi_max, 0)  # address-out high bits of sources, per event output half
+        # Address-out high bits of source neurons: the low bits of their event output's row select.
+        x_of = np.array([internal_row_select(chip, e) & hi_max for e in range(E)] + [0])
+        x_block = x_of[block]
         sl_internal = np.where(col >= 0, col % cpe + cpe * hem, 0)
 
         def rs_of_block(e: int) -> int:
-            return (e << hi_bits) | (hi_max if e >= B else 0)
+            return internal_row_select(chip, e)
 
-        # Drivers per bus.
+        # Drivers per bus (allocated by the row plan).
         driver_of_group: list[list[tuple[int, int]]] = [[] for _ in plan.groups]
         rs_of_group = [0] * len(plan.groups)
-        failures: list[Violation] = []
-        for h in range(H):
-            for b in range(B):
-                idx = [k for k, gr in enumerate(plan.groups) if gr.hemisphere == h and gr.bus == b]
-                if not idx:
-                    continue
-                req = [
-                    (
-                        None if plan.groups[k].external else rs_of_block(plan.groups[k].block),
-                        plan.groups[k].n_drivers(rpd),
-                    )
-                    for k in idx
-                ]
-                got = allocate_drivers(chip, req)
-                if got is None:
-                    failures.append(
-                        Violation(
-                            f"row-select addresses on PADI bus {b} of hemisphere {h}",
-                            detail=f"no driver/row-mask assignment for groups needing {[n for _, n in req]} drivers",
-                            responsible=tuple(describe_neurons(problem, plan.groups[k].sources) for k in idx),
-                            check=13,
-                            hint="fewer source groups on this bus",
-                        )
-                    )
-                    continue
-                rs_list, drv = got
-                for k, r, d in zip(idx, rs_list, drv):
-                    rs_of_group[k], driver_of_group[k] = r, d
-        if failures:
-            raise ResourceError(f"network '{g.graph['name']}' does not fit on the chip", failures)
+        for idx, (rs_list, drv) in plan.allocation.values():
+            for k, r, d in zip(idx, rs_list, drv):
+                rs_of_group[k], driver_of_group[k] = r, d
 
         # Rows of each group, excitatory first.
         row_modes = np.zeros((H, R), np.int8)
