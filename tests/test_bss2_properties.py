@@ -259,3 +259,28 @@ def test_verify_config_pass_rejects_a_corrupted_config() -> None:
     err = info.value
     assert any("holds another weight" in str(v) for v in err.violations)
     assert any("realised weight" in str(v) for v in err.violations)
+
+
+@given(fitting)
+@settings(max_examples=10)
+def test_annotations_are_consistent_after_every_pass(net: ir.Network) -> None:
+    from snncomp.targets.bss2 import check_annotations
+
+    result = PassManager(PIPELINE, keep_stages=True).run(net)
+    for name, g in result.stages:
+        assert check_annotations(g) == [], name
+
+
+def test_check_annotations_finds_overlapping_placements() -> None:
+    from snncomp.passes import annotate_node
+    from snncomp.targets.bss2 import check_annotations
+
+    net = snncomp.Network("two")
+    x = net.input("x", 2)
+    a = net.lif("a", 2, tau_mem=10e-3, tau_syn=5e-3)
+    b = net.lif("b", 2, tau_mem=10e-3, tau_syn=5e-3)
+    net.connect(x, a, weight=0.5)
+    net.connect(x, b, weight=0.5)
+    g = lower(net.build()).graph.copy()
+    annotate_node(g, "b", placement=g.nodes["a"]["ann"]["placement"])
+    assert any("holds both" in p for p in check_annotations(g))

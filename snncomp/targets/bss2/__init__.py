@@ -31,6 +31,7 @@ _LAZY = {
     "effective_weights": ("effective", "effective_weights"),
     "realise": ("check", "realise"),
     "check_config": ("check", "check_config"),
+    "check_annotations": ("check", "check_annotations"),
 }
 
 

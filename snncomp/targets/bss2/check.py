@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 
 from .config import HardwareConfig
 from .errors import Violation
 
-__all__ = ["Realised", "check_config", "realise"]
+__all__ = ["Realised", "check_annotations", "check_config", "realise"]
 
 
 @dataclass
@@ -301,4 +302,54 @@ def check_config(config: HardwareConfig, realised: Realised | None = None) -> li
             out.append(
                 Violation(f"recorded neuron {n.population}[{n.index}]", detail="not routed to an FPGA output", check=17)
             )
+    return out
+
+
+def check_annotations(g: nx.MultiDiGraph) -> list[str]:
+    """Problems with the bss2 annotations of a pass-level graph (empty when consistent).
+
+    Meant for the pass manager's verification after each pass: every per-synapse annotation has the
+    projection's shape and respects its mask, signs and quantized weights agree, and placements fit
+    the population sizes and the chip without overlapping.
+    """
+    from ._annotations import HwParams, PopulationPlacement, Quantized, SignSplit
+
+    out: list[str] = []
+    for _u, _v, key, data in g.edges(keys=True, data=True):
+        edge, ann = data["ir"], data["ann"]
+        shape = edge.weight.shape
+        mask = np.ones(shape, bool) if edge.mask is None else np.asarray(edge.mask, bool)
+        signs = ann.get("signs")
+        if isinstance(signs, SignSplit):
+            if signs.exc.shape != shape or signs.inh.shape != shape:
+                out.append(f"projection '{key}': signs have shape {signs.exc.shape}, weight {shape}")
+            elif ((signs.exc | signs.inh) & ~mask).any():
+                out.append(f"projection '{key}': sign slots outside the mask")
+        quant = ann.get("quant")
+        if isinstance(quant, Quantized):
+            if quant.w_hw.shape != shape:
+                out.append(f"projection '{key}': w_hw has shape {quant.w_hw.shape}, weight {shape}")
+            elif isinstance(signs, SignSplit) and (
+                ((quant.w_hw > 0) & ~signs.exc).any() or ((quant.w_hw < 0) & ~signs.inh).any()
+            ):
+                out.append(f"projection '{key}': a quantized weight has no slot of its sign")
+    taken: dict[tuple[int, int], str] = {}
+    chip = g.graph["ann"].get("chip")
+    for name, data in g.nodes(data=True):
+        size = data["ir"].size
+        hw = data["ann"].get("hw")
+        if isinstance(hw, HwParams) and any(len(getattr(hw, f)) != size for f in ("tau_mem", "v_leak", "refractory")):
+            out.append(f"population '{name}': hw parameters do not have one value per neuron")
+        pl = data["ann"].get("placement")
+        if not isinstance(pl, PopulationPlacement):
+            continue
+        if len(pl.hemisphere) != size or len(pl.column) != size:
+            out.append(f"population '{name}': placement does not have one circuit per neuron")
+            continue
+        for i, cell in enumerate(pl.circuits()):
+            if chip is not None and not (0 <= cell[0] < chip.hemispheres and 0 <= cell[1] < chip.columns):
+                out.append(f"population '{name}': circuit h{cell[0]}:c{cell[1]} is off the chip")
+            elif cell in taken:
+                out.append(f"circuit h{cell[0]}:c{cell[1]} holds both {taken[cell]} and {name}[{i // pl.width}]")
+            taken[cell] = f"{name}[{i // pl.width}]"
     return out
