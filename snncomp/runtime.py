@@ -541,17 +541,19 @@ class JaxExecutable(Executable):
         if bad.any():
             raise _fail_inputs(
                 where,
-                f"spike time {t[tuple(np.argwhere(bad)[0])]} at {at(bad)} is not finite (+inf marks padding, "
-                "which must have neuron -1)",
+                f"spike time {float(t[tuple(np.argwhere(bad)[0])]):.7g} at {at(bad)} is not finite "
+                "(+inf marks padding, which must have neuron -1)",
             )
         bad = real & (t < 0)
         if bad.any():
-            raise _fail_inputs(where, f"spike time {t[tuple(np.argwhere(bad)[0])]!r} s at {at(bad)} is negative")
+            raise _fail_inputs(
+                where, f"spike time {float(t[tuple(np.argwhere(bad)[0])]):.7g} s at {at(bad)} is negative"
+            )
         bad = pad & ~(np.isposinf(t))
         if bad.any():
             raise _fail_inputs(
                 where,
-                f"padding entry (neuron -1) at {at(bad)} has time {t[tuple(np.argwhere(bad)[0])]!r}; "
+                f"padding entry (neuron -1) at {at(bad)} has time {float(t[tuple(np.argwhere(bad)[0])]):.7g}; "
                 "padding must have time +inf",
             )
 
