@@ -172,7 +172,7 @@ def simulate(
         u = np.where(stopped[:, None], u_prev, u)
         # Cascade: spikes inside this step can deliver (zero or short delay) within the same step.
         while True:
-            can = (c["lif"] & (count < c["max"]))[None, :] if n else np.zeros((batch, 0), bool)
+            can = c["lif"][None, :] & (count < c["max"][None, :])
             cross = can & (u >= theta) & (u_prev < theta) & ~stopped[:, None]
             if not cross.any():
                 break
@@ -229,7 +229,7 @@ def simulate(
                         np.add.at(cur[:, tgt], b_idx[sel][now], rows * np.exp(-o[:, None] / ts[None]))
                     later = ~now
                     if later.any():
-                        schedule(b_idx[sel][later], local[j_idx[sel][later]], t_e[later], [(w, delay, tgt)])
+                        schedule(b_idx[sel][later], local[j_idx[sel][later]], t_s[sel][later], [(w, delay, tgt)])
         # Near-miss detection: a grid-local maximum of u within the margin of threshold.
         peak = (prev1 > prev2) & (prev1 >= u) & (np.abs(prev1 - theta) < limit) & (c["lif"] & (count < c["max"]))
         grazing |= peak.any(axis=1)
