@@ -308,6 +308,14 @@ class JaxExecutable(Executable):
         self._options = options
         self._seconds = seconds
         self._n_traces = 0
+        # Host-side copies of the program's static facts: run() reads them on every call, and
+        # attribute access on equinox modules is comparatively slow.
+        self._dtype = np.dtype(program.dtype)
+        self._t_max = program.t_max
+        self._inputs = tuple(program.inputs)
+        self._input_sizes = dict(program.inputs)
+        self._name = program.name
+        self._plans = program.plans()
         self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
 
     # -- properties -----------------------------------------------------------
@@ -380,7 +388,7 @@ class JaxExecutable(Executable):
         """
         if on_overflow not in ("flag", "raise"):
             raise InputError(f"run(on_overflow={on_overflow!r}): use 'flag' (default) or 'raise'")
-        dtype = np.dtype(self._program.dtype)
+        dtype = self._dtype
         if dtype == np.float64 and not jax.config.jax_enable_x64:
             raise InputError(
                 "this executable was compiled for float64 but 64-bit JAX is now off; "
@@ -408,7 +416,7 @@ class JaxExecutable(Executable):
         return rec
 
     def _check_t_max(self, t_max: Any) -> Any:
-        value = self._program.t_max if t_max is None else t_max
+        value = self._t_max if t_max is None else t_max
         if value is None:
             raise InputError(
                 "no simulated window: pass t_max to snncomp.compile(..., t_max=0.05) or to run(..., t_max=0.05)"
@@ -448,8 +456,7 @@ class JaxExecutable(Executable):
 
     def _check_inputs(self, inputs: Any, dtype: np.dtype) -> tuple[dict, dict, tuple[int, ...], bool]:
         """Validate the inputs; concrete ones are also sorted here (cheap on the host, slow inside XLA)."""
-        program = self._program
-        expected = dict(program.inputs)
+        expected = self._input_sizes
         if not isinstance(inputs, Mapping):
             raise InputError(
                 f"inputs must be a dict mapping input population names to snncomp.Spikes, got {type(inputs).__name__}"
@@ -461,7 +468,7 @@ class JaxExecutable(Executable):
                 close = difflib.get_close_matches(str(k), list(expected), n=1)
                 hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
             raise InputError(
-                f"inputs: {', '.join(hints)} is not an input population of '{program.name}'; "
+                f"inputs: {', '.join(hints)} is not an input population of '{self._name}'; "
                 f"its inputs are {sorted(expected)}"
             )
         missing = [k for k in expected if k not in inputs]
@@ -475,7 +482,7 @@ class JaxExecutable(Executable):
         times: dict[str, Array] = {}
         neurons: dict[str, Array] = {}
         all_sorted = True
-        for name, size in program.inputs:
+        for name, size in self._inputs:
             sp = inputs[name]
             where = f"inputs['{name}']"
             if not isinstance(sp, Spikes):
@@ -514,7 +521,7 @@ class JaxExecutable(Executable):
                 neurons[name] = jnp.reshape(jnp.asarray(n).astype(jnp.int32), (-1, e))
         if batch_shape is None:  # a network without inputs: one sample
             batch_shape = ()
-        if not program.inputs:
+        if not self._inputs:
             times, neurons = {"__none__": np.zeros((1, 0), dtype)}, {"__none__": np.zeros((1, 0), np.int32)}
         return times, neurons, batch_shape, all_sorted
 
@@ -558,7 +565,7 @@ class JaxExecutable(Executable):
             )
 
     def _check_trace(self, trace_times: Any, pops: Sequence[str] | None, dtype: np.dtype) -> tuple[Any, tuple]:
-        plans = self._program.plans()
+        plans = self._plans
         if trace_times is None:
             if pops:
                 raise InputError("trace_populations needs trace_times (the time grid to sample on)")
@@ -590,7 +597,7 @@ class JaxExecutable(Executable):
             )
 
     def _raise_overflow(self, rec: Recording) -> None:
-        plans = self._program.plans()
+        plans = self._plans
         for name, flag in rec.overflow.items():
             if _is_tracer(flag):
                 return

@@ -1,19 +1,26 @@
 """The layer-parallel schedule: first spikes of a whole population at once, no event loop.
 
 For a ``lif`` population with ``max_spikes = 1`` fed only by earlier stages,
-the membrane before its first spike is linear in the inputs. With the sorted
-deliveries ``t_0 <= ... <= t_{E-1}`` (weights ``w_k``) and a closing event at
-``t_max``, the state right after event ``k`` obeys the affine recurrence::
+the membrane before its first spike is linear in the inputs (no reset has
+happened yet). With the sorted deliveries ``t_0 <= ... <= t_{E-1}`` (weights
+``w_k``) and a closing event at ``t_max``, the state right after event ``k``
+obeys the linear recurrence::
 
     (u_k, I_k) = M(t_k - t_{k-1}) (u_{k-1}, I_{k-1}) + (0, w_k)
     M(s) = [[alpha(s), beta(s)], [0, gamma(s)]]         (see _dynamics.free_coefficients)
 
-whose prefix compositions an associative scan computes for every neuron in
-``O(log E)`` depth. Interval ``k`` (``t_k`` to ``t_{k+1}``) holds a crossing iff
-``u_k >= theta``, ``u_{k+1} >= theta`` (``u`` is continuous: inputs only jump ``I``),
-or the peak exists and lies inside the interval. The first such interval is
-found per neuron, and the solver runs once per neuron on its state. ``li``
-populations in this schedule produce no spikes (their output is the trace).
+Interval ``k`` (``t_k`` to ``t_{k+1}``) holds a crossing iff ``u_k >= theta``,
+``u_{k+1} >= theta`` (``u`` is continuous: inputs only jump ``I``), or the peak
+exists and lies inside the interval (``Solver.peak_within``). One sweep over the
+population's own sorted inputs, vectorized over all its neurons, applies the
+recurrence and records the state at the start of each neuron's first flagged
+interval; then the solver runs once per neuron. There is no global event loop
+and no reset logic. ``li`` populations in this schedule produce no spikes
+(their output is the trace).
+
+(An associative scan over the affine maps, prefix sums of ``w exp(t/tau)`` and
+the materialized ``[E, n]`` states were all measured slower on CPU: XLA's
+per-kernel cost and memory traffic dominate at these sizes.)
 """
 
 from __future__ import annotations
@@ -30,51 +37,92 @@ from ._solver import AbstractCrossingSolver
 from ._sort import sort_by_time
 from ._stage import AbstractStage
 
-__all__ = ["LayerParallelStage", "first_spikes"]
+__all__ = ["LayerParallelStage", "first_spikes", "first_spikes_from_rows"]
+
+
+def _first_crossing_sweep(
+    t: Array, rows: Array, matrix: Array, nrn: NeuronParams, solver: AbstractCrossingSolver
+) -> tuple[Array, Array, Array, Array, Array]:
+    """One sweep over the sorted events that finds, per neuron, the first interval holding a crossing.
+
+    ``t``: ``[E + 1]`` event times ending with ``t_max``; event ``k`` adds ``matrix[rows[k]]`` to
+    ``I``. Nothing of size ``[E, n]`` is stored (the weight row is fetched inside the loop): for
+    wide layers that memory traffic costs more than the loop. Returns ``(hit, u0, i0, t0, span0)``,
+    the state at the start of the first flagged interval and that interval.
+    """
+    dtype = matrix.dtype
+    n = matrix.shape[1]
+    span = jnp.diff(t)
+    alpha, beta, gamma = free_coefficients(span[:, None], nrn)
+    zero = jnp.zeros((n,), dtype)
+    init = (zero, matrix[rows[0]], jnp.full((n,), span.shape[0], jnp.int32), zero, zero)
+    index = jnp.arange(span.shape[0], dtype=jnp.int32)
+
+    def step(carry: tuple, x: tuple) -> tuple:
+        u, i, first, cu, ci = carry
+        a, b, g, row, k, sk = x
+        u_end = a * u + b * i
+        flag = (u >= nrn.theta) | (u_end >= nrn.theta) | solver.peak_within(u, i, sk, nrn)
+        new = flag & (first == span.shape[0]) & nrn.spiking
+        return (
+            u_end,
+            g * i + matrix[row],
+            jnp.where(new, k, first),
+            jnp.where(new, u, cu),
+            jnp.where(new, i, ci),
+        ), None
+
+    xs = (alpha, beta, gamma, rows[1:], index, span)
+    (_, _, first, cu, ci), _ = lax.scan(step, init, xs)
+    hit = first < span.shape[0]
+    k = jnp.minimum(first, span.shape[0] - 1)
+    return hit, cu, ci, t[k], span[k]
+
+
+def first_spikes_from_rows(
+    times: Array, rows: Array, matrix: Array, t_max: Array, nrn: NeuronParams, solver: AbstractCrossingSolver
+) -> tuple[Array, Array]:
+    """First spike time of every neuron (``+inf`` if none before ``t_max``) and the current there.
+
+    ``times``: ``[E]`` sorted delivery times (``+inf`` = none); delivery ``k`` adds the weight row
+    ``matrix[rows[k]]``; the last row of ``matrix`` must be zeros (it pads).
+    """
+    n = matrix.shape[1]
+    dtype = matrix.dtype
+    if times.shape[0] == 0:
+        return jnp.full((n,), jnp.inf, dtype), jnp.zeros((n,), dtype)
+    zero_row = matrix.shape[0] - 1
+    valid = times < t_max
+    t = jnp.concatenate([jnp.where(valid, times, t_max), t_max[None]])
+    rows = jnp.concatenate([jnp.where(valid, rows, zero_row), jnp.full((1,), zero_row, rows.dtype)])
+    hit, u0, i0, t0, span0 = _first_crossing_sweep(t, rows, matrix, nrn, solver)
+    return _finish(hit, u0, i0, t0, span0, t_max, nrn, solver)
 
 
 def first_spikes(
     times: Array, weights: Array, t_max: Array, nrn: NeuronParams, solver: AbstractCrossingSolver
 ) -> tuple[Array, Array]:
-    """First spike time of every neuron (``+inf`` if none before ``t_max``) and the current there.
+    """:func:`first_spikes_from_rows` with the weight row of each delivery given: ``weights`` is ``[E, n]``."""
+    matrix = jnp.concatenate([weights, jnp.zeros((1, weights.shape[1]), weights.dtype)])
+    rows = jnp.arange(times.shape[0], dtype=jnp.int32)
+    return first_spikes_from_rows(times, rows, matrix, t_max, nrn, solver)
 
-    ``times``: ``[E]`` sorted delivery times (``+inf`` = none); ``weights``: ``[E, n]``.
-    """
-    n = weights.shape[1]
-    dtype = weights.dtype
-    if times.shape[0] == 0:
-        return jnp.full((n,), jnp.inf, dtype), jnp.zeros((n,), dtype)
-    valid = times < t_max
-    t = jnp.concatenate([jnp.where(valid, times, t_max), t_max[None]])
-    w = jnp.concatenate([jnp.where(valid[:, None], weights, 0.0), jnp.zeros((1, n), dtype)])
-    dt = jnp.diff(t, prepend=jnp.zeros((1,), dtype))
-    alpha, beta, gamma = free_coefficients(dt[:, None], nrn)
 
-    # The recurrence is a sweep over this population's own (sorted) inputs, vectorized over
-    # its neurons; on CPU a sequential scan beats an associative one for these lengths.
-    def step(carry: tuple[Array, Array], x: tuple) -> tuple:
-        u, i = carry
-        a, b, g, wk = x
-        u = a * u + b * i
-        i = g * i + wk
-        return (u, i), (u, i)
-
-    zero = jnp.zeros((n,), dtype)
-    _, (u, i) = lax.scan(step, (zero, zero), (alpha, beta, gamma, w), unroll=4)
-    u_k, i_k, u_end = u[:-1], i[:-1], u[1:]
-    t_k = t[:-1]
-    span = t[1:] - t_k
-    theta = nrn.theta
-    flag = (u_k >= theta) | (u_end >= theta) | solver.peak_within(u_k, i_k, span[:, None], nrn)
-    flag = flag & nrn.spiking
-    k = jnp.argmax(flag, axis=0)
-    hit = jnp.any(flag, axis=0)
-    take = lambda x: jnp.take_along_axis(x, k[None, :], axis=0)[0]  # noqa: E731
-    u0, i0 = take(u_k), take(i_k)
+def _finish(
+    hit: Array,
+    u0: Array,
+    i0: Array,
+    t0: Array,
+    span0: Array,
+    t_max: Array,
+    nrn: NeuronParams,
+    solver: AbstractCrossingSolver,
+) -> tuple[Array, Array]:
+    """Solve once per neuron in its first flagged interval."""
     s = solver.crossing(u0, i0, nrn)
     # A flagged interval always ends in a spike; a rounding-level disagreement puts it at the interval's end.
-    s = jnp.minimum(s, span[k])
-    t_spike = t_k[k] + s
+    s = jnp.minimum(s, span0)
+    t_spike = t0 + s
     spiked = hit & (t_spike < t_max)
     s_safe = jnp.where(spiked, s, 0.0)
     current = i0 * jnp.exp(-s_safe / nrn.tau_syn)
@@ -93,7 +141,7 @@ class LayerParallelStage(AbstractStage):
                 continue
             dtype = pop.nrn.tau_mem.dtype
             inc = incoming(pop.edges_in, {pop.name: 0}, pop.size, buffers, params, t_max, dtype)
-            t_first, current = first_spikes(inc.times, inc.matrix[inc.rows], t_max, pop.nrn, pop.solver)
+            t_first, current = first_spikes_from_rows(inc.times, inc.rows, inc.matrix, t_max, pop.nrn, pop.solver)
             times, _, order = sort_by_time(t_first)
             current = jnp.take_along_axis(current, order, axis=-1)
             spiked = jnp.isfinite(times)
