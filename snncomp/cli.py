@@ -59,7 +59,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
             (out / f"{i:02d}-{name}.dot").write_text(passes.graph_to_dot(g))
         print(f"wrote {len(result.stages) + 1} dot files to {out}", file=sys.stderr)
     if args.output:
-        ir.save(result.network, args.output)
+        hw = result.annotations.get("hardware_config")
+        if hw is not None:  # bss2: the chip configuration is the artifact
+            hw.save(args.output)
+        else:
+            ir.save(result.network, args.output)
     if not args.print_ir_after_all and not args.quiet:
         print(result.text())
     if args.timings or args.remarks:
@@ -153,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-ir-after-all", action="store_true", help="print the graph after every pass")
     p.add_argument("--dot", metavar="DIR", help="write a Graphviz .dot file per stage into DIR")
     p.add_argument("--dump-dir", metavar="DIR", help="write every stage as .txt, .dot and .json into DIR")
-    p.add_argument("-o", "--output", metavar="OUT.json", help="write the compiled network IR here")
+    p.add_argument(
+        "-o", "--output", metavar="OUT.json", help="write the artifact: the compiled IR (jax) or HardwareConfig (bss2)"
+    )
     p.add_argument("--no-verify", action="store_true", help="do not re-verify the graph after each pass")
     p.add_argument("--timings", action="store_true", help="print the time of each pass")
     p.add_argument("--remarks", action="store_true", help="print what each pass changed")

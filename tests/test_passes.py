@@ -286,3 +286,11 @@ def test_stage_dumps_to_directory(tmp_path: Path) -> None:
     passes.PassManager(JAX, dump_dir=tmp_path).run(feedforward())
     names = sorted(p.name for p in tmp_path.iterdir())
     assert "00-input.txt" in names and "05-schedule.dot" in names and "03-canonicalize.json" in names
+
+
+def test_passes_can_continue_on_a_lowered_graph() -> None:
+    first = passes.PassManager("verify,analyze-structure").run(recurrent())
+    with pytest.raises(PassError, match="requires structure"):
+        passes.PassManager("schedule")
+    result = passes.PassManager("schedule", assume_ensured=first.graph.graph["ensured"]).run(first.graph)
+    assert "schedule" in result.annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,9 @@ class PassManager:
     ``verify_each`` re-validates the graph before the first pass and after each
     one. ``print_after_all`` dumps the text form after each pass (True: to
     stdout; or a callable taking the text). ``dump_dir`` writes each stage as
-    ``NN-<pass>.txt``, ``.dot`` and ``.json``.
+    ``NN-<pass>.txt``, ``.dot`` and ``.json``. ``assume_ensured`` names properties
+    the input already has (e.g. ``result.graph.graph["ensured"]`` of an earlier
+    run), so a pass can run on a graph that is already lowered.
     """
 
     def __init__(
@@ -76,16 +78,17 @@ class PassManager:
         print_after_all: bool | Callable[[str], None] = False,
         dump_dir: str | Path | None = None,
         keep_stages: bool = False,
+        assume_ensured: Iterable[str] = (),
     ):
         self.passes: list[Pass] = parse_pipeline(passes) if isinstance(passes, str) else list(passes)
         self.verify_each = verify_each
         self.print_after_all = print_after_all
         self.dump_dir = Path(dump_dir) if dump_dir is not None else None
         self.keep_stages = keep_stages
-        self._check_requirements()
+        self._check_requirements(frozenset(assume_ensured))
 
-    def _check_requirements(self) -> None:
-        have: set[str] = set()
+    def _check_requirements(self, already: frozenset[str] = frozenset()) -> None:
+        have: set[str] = set(already)
         for i, p in enumerate(self.passes):
             missing = [r for r in p.requires if r not in have]
             if missing:

@@ -44,9 +44,10 @@ def graph_to_dot(g: nx.MultiDiGraph) -> str:
     for name, data in sorted(g.nodes(data=True)):
         node = data["ir"]
         label = f"{name}\n{node.kind}[{node.size}]"
-        sched = data["ann"].get("schedule")
-        if sched is not None:
-            label += f"\n{sched}"
+        for key in ("schedule", "placement"):
+            if data["ann"].get(key) is not None:
+                value = data["ann"][key]
+                label += f"\n{value.text() if hasattr(value, 'text') else value}"
         style = ', style="rounded,filled", fillcolor="#e8f0fe"' if node.kind == "input" else ""
         if name in outputs:
             style = ", peripheries=2"
@@ -61,6 +62,11 @@ def graph_to_dot(g: nx.MultiDiGraph) -> str:
         recurrent = u == v or sccs[u] == sccs[v]
         style = ', style=dashed, color="#c0392b", fontcolor="#c0392b"' if recurrent else ""
         lines.append(f'  "{_dot_escape(u)}" -> "{_dot_escape(v)}" [label="{_dot_escape(label)}"{style}];')
+    if "hardware_config" in g.graph["ann"]:
+        # The chip picture (placement per hemisphere and bus) as a cluster next to the network.
+        from ..targets.bss2.report import placement_dot_lines
+
+        lines += placement_dot_lines(g.graph["ann"]["hardware_config"])
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,11 @@ def check_annotations(g: nx.MultiDiGraph) -> list[str]:
         for u, v in nx.DiGraph(g).edges():
             if u in seen and v in seen and seen[u] > seen[v]:
                 problems.append(f"schedule: '{v}' (stage {seen[v]}) reads '{u}' from a later stage {seen[u]}")
+    if "chip" in g.graph["ann"]:
+        # Target annotations are checked by the target (the pass layer does not know their meaning).
+        from ..targets.bss2.check import check_annotations as bss2_check
+
+        problems += bss2_check(g)
     return problems
 
 
