@@ -90,8 +90,12 @@ class AbstractCrossingSolver(eqx.Module):
         exists = has_max & (i_safe * jnp.exp(-ql) >= nrn.theta)
         return Peak(exists=exists, s_star=jnp.where(has_max, nrn.tau_syn * ql, jnp.inf))
 
-    def peak_within(self, u0: Array, i0: Array, span: Array, nrn: NeuronParams) -> Array:
-        """Does a crossing exist with its peak at most ``span`` after the start? (``exists & s* <= span``)."""
+    def peak_within(self, u0: Array, i0: Array, span: Array, nrn: NeuronParams, decay: Array | None = None) -> Array:
+        """Does a crossing exist with its peak at most ``span`` after the start? (``exists & s* <= span``).
+
+        ``decay``, if known, is ``exp(-span / tau_mem)`` (closed forms can use it instead of a logarithm).
+        """
+        del decay
         pk = self.peak(u0, i0, nrn)
         return pk.exists & (pk.s_star <= span)
 
@@ -148,14 +152,15 @@ class QuadraticSolver(AbstractCrossingSolver):
         s_star = -nrn.tau_mem * jnp.log(p_safe / (2.0 * i_safe))
         return Peak(exists=exists, s_star=jnp.where(has_max, s_star, jnp.inf))
 
-    def peak_within(self, u0: Array, i0: Array, span: Array, nrn: NeuronParams) -> Array:
+    def peak_within(self, u0: Array, i0: Array, span: Array, nrn: NeuronParams, decay: Array | None = None) -> Array:
         # s* <= span  <=>  x* >= exp(-span / tau_mem): no logarithm per neuron and interval.
         rising = (i0 > 0) & (i0 > u0)
         p = u0 + i0
         has_max = rising & (p > 0)
         i_safe = jnp.where(has_max, i0, 1.0)
         exists = has_max & (p * p >= 4.0 * i_safe * nrn.theta)
-        return exists & (p >= 2.0 * i_safe * jnp.exp(-span / nrn.tau_mem))
+        decay = jnp.exp(-span / nrn.tau_mem) if decay is None else decay
+        return exists & (p >= 2.0 * i_safe * decay)
 
     def root(self, u0: Array, i0: Array, nrn: NeuronParams, peak: Peak) -> Array:
         p = u0 + i0
