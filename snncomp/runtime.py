@@ -679,7 +679,8 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
     run), ``dtype`` (default float32, or float64 when ``jax_enable_x64`` is on),
     ``spikes_per_neuron`` (buffer bound for populations with unbounded
     ``max_spikes``), ``strategy`` (``"auto"`` or ``"event-queue"``, which forces
-    the event loop everywhere).
+    the event loop everywhere), ``adjoint`` (``"eventprop"``, the default, or
+    ``"autodiff"``: plain JAX autodiff through layer-parallel stages, the reference).
     """
     from .dsl import Network as Builder
 
@@ -708,7 +709,7 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
     raise TargetError(f"unknown target {target!r}{extra}; available targets: {known}{hint}")
 
 
-_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy")
+_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy", "adjoint")
 
 
 def _compile_jax(network: Network, **options: Any) -> JaxExecutable:
@@ -743,7 +744,7 @@ def _compile_jax(network: Network, **options: Any) -> JaxExecutable:
         pass_options["spikes_per_neuron"] = int(options["spikes_per_neuron"])
     pipe = pipeline("jax", **pass_options)
     result = pipe.run(network)
-    program = lower(result, dtype=dtype, t_max=t_max)
+    program = lower(result, dtype=dtype, t_max=t_max, adjoint=options.get("adjoint", "eventprop"))
     params = initial_params(result.network, dtype)
     seconds = time.perf_counter() - start
     return JaxExecutable(program, params, result, {"pipeline": str(pipe), **options}, seconds)

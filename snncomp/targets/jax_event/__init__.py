@@ -14,6 +14,7 @@ solvers), ``_events`` (buffers, projections, merged deliveries), ``_layer`` and
 ``_program`` (lowering and the program).
 """
 
+from ._adjoint import AbstractAdjoint, AutodiffAdjoint, EventPropAdjoint, get_adjoint, replay
 from ._dynamics import NeuronParams, free_coefficients, free_evolve
 from ._events import EdgeSpec, Incoming, SpikeBuffer
 from ._layer import LayerParallelStage, first_spikes
@@ -30,11 +31,14 @@ from ._solver import (
 from ._stage import AbstractStage, PopulationPlan
 
 __all__ = [
+    "AbstractAdjoint",
     "AbstractCrossingSolver",
     "AbstractStage",
+    "AutodiffAdjoint",
     "BracketedNewtonSolver",
     "EdgeSpec",
     "EventProgram",
+    "EventPropAdjoint",
     "EventQueueStage",
     "Incoming",
     "LambertSolver",
@@ -49,6 +53,8 @@ __all__ = [
     "first_spikes",
     "free_coefficients",
     "free_evolve",
+    "get_adjoint",
     "initial_params",
     "lower",
+    "replay",
 ]

@@ -10,6 +10,7 @@ from jaxtyping import Array, Bool
 from ...errors import TargetError
 from ...ir import Network
 from ...passes import CompileResult, Schedule
+from ._adjoint import AbstractAdjoint, EventPropAdjoint, get_adjoint
 from ._dynamics import NeuronParams
 from ._events import EdgeSpec, SpikeBuffer, incoming
 from ._layer import LayerParallelStage
@@ -47,6 +48,8 @@ class EventProgram(eqx.Module):
     inputs: tuple[tuple[str, int], ...] = eqx.field(static=True)
     edges: tuple[EdgeSpec, ...]
     stages: tuple[AbstractStage, ...]
+    adjoint: AbstractAdjoint = eqx.field(default_factory=EventPropAdjoint)
+    """How gradients flow through each stage (EventProp by default, see ``_adjoint``)."""
 
     def plans(self) -> dict[str, PopulationPlan]:
         """Every non-input population's plan, in stage order."""
@@ -83,7 +86,7 @@ class EventProgram(eqx.Module):
                 sorted=inputs_sorted,
             )
         for stage in self.stages:
-            buffers.update(stage(params, buffers, t_max))
+            buffers.update(self.adjoint(stage, params, buffers, t_max))
         traces = None
         if grid is not None:
             traces = {}
@@ -136,7 +139,9 @@ def _concat_params(nodes: list, dtype: np.dtype) -> NeuronParams:
     return NeuronParams.build(merged, int(sum(n.size for n in nodes)), dtype)
 
 
-def lower(result: CompileResult, *, dtype: np.dtype, t_max: float | None) -> EventProgram:
+def lower(
+    result: CompileResult, *, dtype: np.dtype, t_max: float | None, adjoint: str | AbstractAdjoint = "eventprop"
+) -> EventProgram:
     """Lower a graph that went through the ``jax`` pipeline (it needs the ``schedule`` annotation)."""
     net: Network = result.network
     schedule: Schedule | None = result.annotations.get("schedule")
@@ -204,7 +209,14 @@ def lower(result: CompileResult, *, dtype: np.dtype, t_max: float | None) -> Eve
         inputs=tuple((n.name, n.size) for n in net.nodes if n.kind == "input"),
         edges=tuple(edges),
         stages=tuple(stages),
+        adjoint=_checked_adjoint(adjoint, tuple(stages)),
     )
+
+
+def _checked_adjoint(name: str | AbstractAdjoint, stages: tuple[AbstractStage, ...]) -> AbstractAdjoint:
+    adj = get_adjoint(name)
+    adj.check(stages)
+    return adj
 
 
 def initial_params(net: Network, dtype: np.dtype) -> dict[str, dict[str, Array]]:

@@ -1,0 +1,536 @@
+"""Adjoints: how gradients flow through a stage of the event program.
+
+Two interchangeable adjoints (as diffrax offers several), chosen with
+``snncomp.compile(..., adjoint="eventprop" | "autodiff")``:
+
+* :class:`EventPropAdjoint` wraps each stage in an ``equinox.filter_custom_vjp``
+  whose backward pass is the EventProp adjoint of ``docs/eventprop.md``: the
+  adjoint state ``(lambda_v, lambda_I)`` of every neuron runs backward in time
+  in closed form between events (the transpose of the forward transition
+  matrix), and jumps at spikes by the implicit-function rule. It needs only the
+  recorded spikes (time, neuron, current at the spike) and recomputes every
+  delivery from them: memory O(events), independent of the simulated duration.
+* :class:`AutodiffAdjoint` differentiates the forward pass itself with JAX. It
+  is the reference: it exists for layer-parallel stages, whose forward is a
+  closed form plus a root polished by one Newton step with the implicit-function
+  derivative; event-queue stages (a ``lax.while_loop``) cannot be
+  reverse-differentiated, and asking for it there is an error at compile time.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array
+
+from ...errors import TargetError
+from ._dynamics import free_coefficients
+from ._events import EdgeSpec, SpikeBuffer, effective_weight
+from ._layer import LayerParallelStage
+from ._queue import EventQueueStage
+from ._stage import AbstractStage
+
+__all__ = ["AbstractAdjoint", "AutodiffAdjoint", "EventPropAdjoint", "get_adjoint"]
+
+
+class AbstractAdjoint(eqx.Module):
+    """How a stage's outputs are differentiated."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def __call__(
+        self, stage: AbstractStage, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array
+    ) -> dict[str, SpikeBuffer]:
+        """Run ``stage`` so that ``jax.grad`` of anything downstream is correct."""
+
+    def check(self, stages: tuple[AbstractStage, ...]) -> None:
+        """Raise :class:`TargetError` if this adjoint cannot differentiate these stages."""
+
+
+class AutodiffAdjoint(AbstractAdjoint):
+    """Plain JAX autodiff through the forward pass (layer-parallel stages only)."""
+
+    name: ClassVar[str] = "autodiff"
+
+    def __call__(
+        self, stage: AbstractStage, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array
+    ) -> dict[str, SpikeBuffer]:
+        return stage(params, buffers, t_max)
+
+    def check(self, stages: tuple[AbstractStage, ...]) -> None:
+        queued = [p.name for s in stages if isinstance(s, EventQueueStage) for p in s.populations]
+        if queued:
+            raise TargetError(
+                f"adjoint='autodiff' cannot differentiate event-queue stages (populations {queued}): their "
+                "forward pass is a lax.while_loop; use adjoint='eventprop' (the default)"
+            )
+
+
+def _stage_edges(stage: AbstractStage) -> tuple[EdgeSpec, ...]:
+    if isinstance(stage, EventQueueStage):
+        return stage.external + stage.internal
+    return tuple(e for p in stage.populations for e in p.edges_in)
+
+
+def _upstream(stage: AbstractStage) -> tuple[str, ...]:
+    own = {p.name for p in stage.populations}
+    return tuple(sorted({e.source for e in _stage_edges(stage) if e.source not in own}))
+
+
+class EventPropAdjoint(AbstractAdjoint):
+    """Exact gradients by the EventProp adjoint (``docs/eventprop.md``)."""
+
+    name: ClassVar[str] = "eventprop"
+
+    def __call__(
+        self, stage: AbstractStage, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array
+    ) -> dict[str, SpikeBuffer]:
+        keys = tuple(e.key for e in _stage_edges(stage))
+        sub = {"weight": {k: params["weight"][k] for k in keys}, "delay": {k: params["delay"][k] for k in keys}}
+        ups = _upstream(stage)
+        times = {n: buffers[n].times for n in ups}
+        # The current at each upstream spike is a residual of *that* stage's adjoint, not an input here.
+        rest = {n: (buffers[n].neurons, lax.stop_gradient(buffers[n].current), buffers[n].overflow) for n in ups}
+        return _with_eventprop(stage)(sub, times, rest, lax.stop_gradient(t_max))
+
+
+def _rebuild(times: dict[str, Array], rest: dict[str, tuple]) -> dict[str, SpikeBuffer]:
+    return {n: SpikeBuffer(times=times[n], neurons=rest[n][0], current=rest[n][1], overflow=rest[n][2]) for n in times}
+
+
+def _with_eventprop(stage: AbstractStage) -> Any:
+    """``stage`` as a function of (weights/delays, upstream spike times) whose VJP is EventProp.
+
+    The stage (neuron constants, masks) is closed over: it is a compile-time constant.
+    """
+
+    @jax.custom_vjp
+    def run(sub: dict, times: dict, rest: dict, t_max: Array) -> dict[str, SpikeBuffer]:
+        return stage(sub, _rebuild(times, rest), t_max)
+
+    def fwd(sub: dict, times: dict, rest: dict, t_max: Array) -> tuple[dict, tuple]:
+        out = stage(sub, _rebuild(times, rest), t_max)
+        return out, (sub, times, rest, t_max, out)
+
+    def bwd(res: tuple, grad_out: dict) -> tuple:
+        sub, times, rest, t_max, out = res
+        buffers = _rebuild(times, rest)
+        ct = {name: jnp.where(jnp.isfinite(buf.times), grad_out[name].times, 0.0) for name, buf in out.items()}
+        if isinstance(stage, EventQueueStage):
+            d_sub, d_times = _queue_backward(stage, sub, buffers, out, ct, t_max)
+        else:
+            d_sub, d_times = _layer_backward(stage, sub, buffers, out, ct, t_max)
+        return d_sub, d_times, None, None
+
+    run.defvjp(fwd, bwd)
+    return run
+
+
+def _zero_grads(sub: dict, times: dict[str, Array]) -> tuple[dict, dict]:
+    d_sub = {
+        "weight": {k: jnp.zeros_like(v) for k, v in sub["weight"].items()},
+        "delay": {k: jnp.zeros_like(v) for k, v in sub["delay"].items()},
+    }
+    return d_sub, {n: jnp.zeros_like(t) for n, t in times.items()}
+
+
+# -- layer-parallel: every neuron's single spike at once ---------------------------------------------
+def _layer_backward(
+    stage: LayerParallelStage,
+    sub: dict,
+    buffers: dict[str, SpikeBuffer],
+    out: dict[str, SpikeBuffer],
+    ct: dict[str, Array],
+    t_max: Array,
+) -> tuple[dict, dict]:
+    d_sub, d_times = _zero_grads(sub, {n: buffers[n].times for n in _upstream(stage)})
+    for pop in stage.populations:
+        if pop.kind != "lif" or pop.name not in out:
+            continue
+        nrn = pop.nrn
+        buf = out[pop.name]
+        n = pop.size
+        valid = buf.neurons >= 0
+        idx = jnp.where(valid, buf.neurons, n)  # row n is a scratch slot for padding
+        t_j = jnp.full((n + 1,), jnp.inf, buf.times.dtype).at[idx].set(jnp.where(valid, buf.times, jnp.inf))[:n]
+        g_j = jnp.zeros((n + 1,), buf.times.dtype).at[idx].add(jnp.where(valid, ct[pop.name], 0.0))[:n]
+        c_j = jnp.zeros((n + 1,), buf.times.dtype).at[idx].set(jnp.where(valid, buf.current, 0.0))[:n]
+        spiked = jnp.isfinite(t_j)
+        slope = (c_j - nrn.theta) / nrn.tau_mem  # du/dt just before the spike (u = theta there)
+        lam = jnp.where(spiked, -g_j / jnp.where(spiked, slope, 1.0), 0.0)  # lambda_v(t_j-)
+        for e in pop.edges_in:
+            src = buffers[e.source]
+            s = src.times + sub["delay"][e.key]
+            ok = (src.neurons >= 0) & (s < t_max)
+            delta = t_j[None, :] - s[:, None]
+            active = ok[:, None] & spiked[None, :] & (delta > 0)
+            d_safe = jnp.where(active, delta, 0.0)
+            _, kappa, gamma = free_coefficients(d_safe, nrn)
+            dkappa = (gamma - kappa) / nrn.tau_mem
+            w_eff = effective_weight(e, sub)
+            rows = jnp.where(ok, src.neurons, 0)
+            contrib = jnp.where(active, lam[None, :] * kappa, 0.0)
+            dw = jnp.zeros_like(w_eff).at[rows].add(contrib)
+            if e.mask is not None:
+                dw = jnp.where(e.mask, dw, 0.0)
+            ds = -jnp.sum(jnp.where(active, w_eff[rows] * lam[None, :] * dkappa, 0.0), axis=1)
+            d_sub["weight"][e.key] = d_sub["weight"][e.key] + dw.astype(d_sub["weight"][e.key].dtype)
+            d_sub["delay"][e.key] = d_sub["delay"][e.key] + jnp.sum(ds).astype(d_sub["delay"][e.key].dtype)
+            if e.source in d_times:
+                d_times[e.source] = d_times[e.source] + ds
+    return d_sub, d_times
+
+
+# -- event queue: one backward sweep over every event in reverse time order -----------------------
+_INTERNAL, _EXTERNAL, _RELEASE, _SPIKE = 0, 1, 2, 3
+
+
+def _queue_backward(
+    stage: EventQueueStage,
+    sub: dict,
+    buffers: dict[str, SpikeBuffer],
+    out: dict[str, SpikeBuffer],
+    ct: dict[str, Array],
+    t_max: Array,
+) -> tuple[dict, dict]:
+    nrn = stage.nrn
+    n = stage.n_total
+    dtype = nrn.tau_mem.dtype
+    ups = _upstream(stage)
+    d_sub, d_times = _zero_grads(sub, {u: buffers[u].times for u in ups})
+    spiking = [p for p in stage.populations if p.name in out]
+    spike_off: dict[str, int] = {}
+    total = 0
+    for p in spiking:
+        spike_off[p.name] = total
+        total += out[p.name].times.shape[0]
+    n_spikes = total
+    edges = stage.external + stage.internal
+    edge_id = {e.key: k for k, e in enumerate(edges)}
+
+    # Stacked weight rows: one block per edge, columns at the target's offset; final zero row.
+    blocks, masks, base = [], [], {}
+    r = 0
+    for e in edges:
+        w = effective_weight(e, sub).astype(dtype)
+        off = stage.offsets[e.target]
+        blocks.append(jnp.zeros((e.source_size, n), dtype).at[:, off : off + e.target_size].set(w))
+        m = np.zeros((e.source_size, n), bool)
+        m[:, off : off + e.target_size] = True
+        masks.append(m)
+        base[e.key] = r
+        r += e.source_size
+    blocks.append(jnp.zeros((1, n), dtype))
+    masks.append(np.zeros((1, n), bool))
+    w_stack = jnp.concatenate(blocks)
+    row_mask = jnp.asarray(np.concatenate(masks))
+    zero_row = r
+
+    # Event list: (time, kind, row, neuron, tg index, edge id, current). TG holds dL/dt per spike of this
+    # stage (seeded with the output cotangents) followed by dL/ds per external delivery.
+    ev: dict[str, list[Array]] = {k: [] for k in ("t", "kind", "row", "nrn", "tg", "edge", "cur")}
+
+    def add(t: Array, kind: int, row: Array, neuron: Array, tg: Array, edge: int, cur: Array) -> None:
+        size = t.shape[0]
+        ev["t"].append(t)
+        ev["kind"].append(jnp.full((size,), kind, jnp.int32))
+        ev["row"].append(row.astype(jnp.int32))
+        ev["nrn"].append(neuron.astype(jnp.int32))
+        ev["tg"].append(tg.astype(jnp.int32))
+        ev["edge"].append(jnp.full((size,), edge, jnp.int32))
+        ev["cur"].append(cur.astype(dtype))
+
+    ext_off: dict[str, int] = {}
+    tg_size = n_spikes
+    for e in stage.external:
+        src = buffers[e.source]
+        s = src.times.astype(dtype) + sub["delay"][e.key].astype(dtype)
+        ok = (src.neurons >= 0) & (s < t_max)
+        size = s.shape[0]
+        ext_off[e.key] = tg_size
+        add(
+            jnp.where(ok, s, -jnp.inf),
+            _EXTERNAL,
+            jnp.where(ok, base[e.key] + src.neurons, zero_row),
+            jnp.zeros((size,)),
+            tg_size + jnp.arange(size),
+            edge_id[e.key],
+            jnp.zeros((size,)),
+        )
+        tg_size += size
+    for e in stage.internal:
+        if e.source not in out:
+            continue
+        src = out[e.source]
+        s = src.times + sub["delay"][e.key].astype(dtype)
+        ok = (src.neurons >= 0) & (s < t_max)
+        size = s.shape[0]
+        add(
+            jnp.where(ok, s, -jnp.inf),
+            _INTERNAL,
+            jnp.where(ok, base[e.key] + src.neurons, zero_row),
+            jnp.zeros((size,)),
+            spike_off[e.source] + jnp.arange(size),
+            edge_id[e.key],
+            jnp.zeros((size,)),
+        )
+    t_ref_all = jnp.broadcast_to(nrn.t_refrac, (n,))
+    for p in spiking:
+        buf = out[p.name]
+        ok = buf.neurons >= 0
+        size = buf.times.shape[0]
+        glob = jnp.where(ok, stage.offsets[p.name] + buf.neurons, 0)
+        tg = spike_off[p.name] + jnp.arange(size)
+        add(jnp.where(ok, buf.times, -jnp.inf), _SPIKE, jnp.full((size,), zero_row), glob, tg, 0, buf.current)
+        if nrn.has_refrac:
+            rel = buf.times + t_ref_all[glob]
+            rel_ok = ok & (t_ref_all[glob] > 0) & (rel < t_max)
+            add(
+                jnp.where(rel_ok, rel, -jnp.inf), _RELEASE, jnp.full((size,), zero_row), glob, tg, 0, jnp.zeros((size,))
+            )
+    cat = {k: jnp.concatenate(v) for k, v in ev.items()}
+    # Reverse time; at equal times undo the forward order (deliveries caused by a spike come after it).
+    order = jnp.lexsort((cat["kind"], -cat["t"]))
+    cat = {k: v[order] for k, v in cat.items()}
+
+    tg0 = jnp.zeros((tg_size,), dtype)
+    for p in spiking:
+        k0 = spike_off[p.name]
+        tg0 = tg0.at[k0 : k0 + ct[p.name].shape[0]].set(ct[p.name].astype(dtype))
+
+    # Which neurons are clamped at t_max (a spike whose refractory period outlasts the window).
+    clamped0 = jnp.zeros((n,), bool)
+    if nrn.has_refrac:
+        for p in spiking:
+            buf = out[p.name]
+            ok = buf.neurons >= 0
+            glob = jnp.where(ok, stage.offsets[p.name] + buf.neurons, n)
+            late = ok & (buf.times + t_ref_all[jnp.minimum(glob, n - 1)] >= t_max)
+            clamped0 = clamped0 | jnp.zeros((n + 1,), bool).at[glob].max(late)[:n]
+
+    tau_m = jnp.broadcast_to(nrn.tau_mem, (n,))
+    tau_s = jnp.broadcast_to(nrn.tau_syn, (n,))
+    theta = jnp.broadcast_to(nrn.theta, (n,))
+    u_reset = jnp.broadcast_to(nrn.u_reset, (n,))
+    zeros = jnp.zeros((n,), dtype)
+    carry0 = dict(
+        t=jnp.asarray(t_max, dtype),
+        lam_u=zeros,
+        lam_i=zeros,
+        clamped=clamped0,
+        pend_on=jnp.zeros((n,), bool),
+        pend_lam=zeros,
+        pend_i=zeros,
+        pend_r=zeros,
+        tg=tg0,
+        dw=jnp.zeros_like(w_stack),
+        dd=jnp.zeros((max(len(edges), 1),), dtype),
+    )
+
+    def step(c: dict, x: dict) -> tuple[dict, None]:
+        valid = jnp.isfinite(x["t"])
+        t_ev = jnp.where(valid, x["t"], c["t"])
+        alpha, beta, gamma = free_coefficients(c["t"] - t_ev, nrn)
+        free = ~c["clamped"]
+        lam_u = jnp.where(free, alpha * c["lam_u"], 0.0)
+        lam_i = gamma * c["lam_i"] + jnp.where(free, beta * c["lam_u"], 0.0)
+        kind = x["kind"]
+        is_del = valid & (kind <= _EXTERNAL)
+        is_rel = valid & (kind == _RELEASE)
+        is_spk = valid & (kind == _SPIKE)
+
+        # Delivery: dL/dw = lambda_I, dL/ds from the jump of the vector field.
+        w = w_stack[x["row"]]
+        ds = jnp.sum(w * jnp.where(free, -(lam_u / tau_m - lam_i / tau_s), lam_i / tau_s))
+        ds = jnp.where(is_del, ds, 0.0)
+        dw = c["dw"].at[x["row"]].add(jnp.where(is_del, lam_i * row_mask[x["row"]], 0.0))
+        tg = c["tg"].at[x["tg"]].add(jnp.where(is_del, ds, 0.0))
+        dd = c["dd"].at[x["edge"]].add(ds)
+        # Only neurons between a spike and an in-window release collect I(r) (pend_r is set there).
+        collect = is_del & c["pend_on"]
+        pend_i = c["pend_i"] + jnp.where(
+            collect, w * jnp.exp(-(jnp.where(collect, c["pend_r"], t_ev) - t_ev) / tau_s), 0.0
+        )
+
+        j = x["nrn"]
+        # Release: remember lambda_v(r+) and start collecting I(r); v is clamped below r.
+        pend_lam = c["pend_lam"].at[j].set(jnp.where(is_rel, lam_u[j], c["pend_lam"][j]))
+        pend_i = pend_i.at[j].set(jnp.where(is_rel, 0.0, pend_i[j]))
+        pend_r = c["pend_r"].at[j].set(jnp.where(is_rel, t_ev, c["pend_r"][j]))
+        pend_on = c["pend_on"].at[j].set(jnp.where(is_rel, True, c["pend_on"][j]))
+        clamped = c["clamped"].at[j].set(jnp.where(is_rel, True, c["clamped"][j]))
+        lam_u = lam_u.at[j].set(jnp.where(is_rel, 0.0, lam_u[j]))
+
+        # Spike: lambda_v jumps by the implicit-function rule; the release adds -lambda_v(r+) du/dt(r+).
+        cur = x["cur"]
+        t_ref = t_ref_all[j]
+        i_release = cur * jnp.exp(-t_ref / tau_s[j]) + pend_i[j]
+        g = tg[x["tg"]] + jnp.where(pend_on[j], -pend_lam[j] * (i_release - u_reset[j]) / tau_m[j], 0.0)
+        slope_minus = (cur - theta[j]) / tau_m[j]
+        slope_plus = jnp.where(t_ref > 0, 0.0, (cur - u_reset[j]) / tau_m[j])
+        new_lam = (lam_u[j] * slope_plus - g) / jnp.where(is_spk, slope_minus, 1.0)
+        lam_u = lam_u.at[j].set(jnp.where(is_spk, new_lam, lam_u[j]))
+        clamped = clamped.at[j].set(jnp.where(is_spk, False, clamped[j]))
+        pend_lam = pend_lam.at[j].set(jnp.where(is_spk, 0.0, pend_lam[j]))
+        pend_on = pend_on.at[j].set(jnp.where(is_spk, False, pend_on[j]))
+        tg = tg.at[x["tg"]].set(jnp.where(is_spk, g, tg[x["tg"]]))
+        return dict(
+            t=t_ev,
+            lam_u=lam_u,
+            lam_i=lam_i,
+            clamped=clamped,
+            pend_on=pend_on,
+            pend_lam=pend_lam,
+            pend_i=pend_i,
+            pend_r=pend_r,
+            tg=tg,
+            dw=dw,
+            dd=dd,
+        ), None
+
+    final, _ = lax.scan(step, carry0, cat)
+
+    for e in edges:
+        off = stage.offsets[e.target]
+        b = base[e.key]
+        dw = final["dw"][b : b + e.source_size, off : off + e.target_size]
+        if e.mask is not None:
+            dw = jnp.where(e.mask, dw, 0.0)
+        d_sub["weight"][e.key] = dw.astype(d_sub["weight"][e.key].dtype)
+        d_sub["delay"][e.key] = final["dd"][edge_id[e.key]].astype(d_sub["delay"][e.key].dtype)
+    for e in stage.external:
+        size = buffers[e.source].times.shape[0]
+        k0 = ext_off[e.key]
+        d_times[e.source] = d_times[e.source] + final["tg"][k0 : k0 + size].astype(d_times[e.source].dtype)
+    return d_sub, d_times
+
+
+ADJOINTS: dict[str, type[AbstractAdjoint]] = {"eventprop": EventPropAdjoint, "autodiff": AutodiffAdjoint}
+
+
+def get_adjoint(name: str | AbstractAdjoint) -> AbstractAdjoint:
+    """The adjoint called ``name`` (or the instance given)."""
+    if isinstance(name, AbstractAdjoint):
+        return name
+    if name not in ADJOINTS:
+        raise TargetError(f"unknown adjoint {name!r}; choose one of {', '.join(sorted(ADJOINTS))}")
+    return ADJOINTS[name]()
+
+
+# -- hardware in the loop: EventProp on spike times recorded elsewhere -------------------------------
+def _currents_at_spikes(program: Any, params: dict, buffers: dict[str, SpikeBuffer], pop: Any, t_max: Array) -> Array:
+    """``I`` of each recorded spike's neuron just before the spike, replayed from every delivery."""
+    buf = buffers[pop.name]
+    ok = buf.neurons >= 0
+    j = jnp.where(ok, buf.neurons, 0)
+    tau_s = jnp.broadcast_to(pop.nrn.tau_syn, (pop.size,))[j]
+    total = jnp.zeros(buf.times.shape, buf.times.dtype)
+    for e in pop.edges_in:
+        src = buffers[e.source]
+        s = src.times + params["delay"][e.key]
+        live = (src.neurons >= 0) & (s < t_max)
+        w = effective_weight(e, params)[jnp.where(live, src.neurons, 0)][:, j]  # [S, K]
+        before = live[:, None] & (s[:, None] < buf.times[None, :])
+        decay = jnp.exp(-jnp.where(before, buf.times[None, :] - s[:, None], 0.0) / tau_s[None, :])
+        total = total + jnp.sum(jnp.where(before, w * decay, 0.0), axis=0)
+    return jnp.where(ok, total, 0.0)
+
+
+def _program_backward(
+    program: Any, params: dict, buffers: dict[str, SpikeBuffer], ct: dict[str, Array], t_max: Array
+) -> tuple[dict, dict[str, Array]]:
+    """EventProp through every stage in reverse order; cotangents of spike times flow upstream."""
+    grads = {
+        "weight": {k: jnp.zeros_like(v) for k, v in params["weight"].items()},
+        "delay": {k: jnp.zeros_like(v) for k, v in params["delay"].items()},
+    }
+    ct = dict(ct)
+    for name, buf in buffers.items():
+        ct.setdefault(name, jnp.zeros_like(buf.times))
+    for stage in reversed(program.stages):
+        keys = tuple(e.key for e in _stage_edges(stage))
+        sub = {"weight": {k: params["weight"][k] for k in keys}, "delay": {k: params["delay"][k] for k in keys}}
+        out = {p.name: buffers[p.name] for p in stage.populations if p.kind == "lif" and p.name in buffers}
+        if not out:
+            continue
+        stage_ct = {n: jnp.where(jnp.isfinite(out[n].times), ct[n], 0.0) for n in out}
+        if isinstance(stage, EventQueueStage):
+            d_sub, d_times = _queue_backward(stage, sub, buffers, out, stage_ct, t_max)
+        else:
+            d_sub, d_times = _layer_backward(stage, sub, buffers, out, stage_ct, t_max)
+        for group in ("weight", "delay"):
+            for k, v in d_sub[group].items():
+                grads[group][k] = grads[group][k] + v
+        for n, v in d_times.items():
+            ct[n] = ct[n] + v
+    return grads, ct
+
+
+def replay(
+    program: Any,
+    params: dict,
+    inputs: dict[str, tuple[Array, Array]],
+    spikes: dict[str, tuple[Array, Array]],
+    t_max: Array,
+) -> dict[str, Array]:
+    """Spike times recorded elsewhere (the BSS-2 mock), made differentiable by EventProp on the model.
+
+    One sample. ``inputs[name] = (times, neurons)`` and ``spikes[population] = (times, neurons)`` (model
+    units, padded with ``+inf``/``-1``; spikes sorted by time). Returns ``{population: times}``, equal to
+    the given times, whose VJP is EventProp on ``program`` (the software model) evaluated at the recorded
+    spikes: the states at the spikes are recovered by replaying every delivery in closed form. Gradients
+    flow to ``params`` and to the input spike times.
+    """
+    plans = program.plans()
+    in_times = {n: inputs[n][0] for n in inputs}
+    in_neurons = {n: inputs[n][1] for n in inputs}
+    rec_times = {n: lax.stop_gradient(spikes[n][0]) for n in spikes}
+    rec_neurons = {n: spikes[n][1] for n in spikes}
+    t_max = lax.stop_gradient(jnp.asarray(t_max))
+
+    def buffers_of(p: dict, times: dict) -> dict[str, SpikeBuffer]:
+        bufs = {
+            n: SpikeBuffer(
+                times=times[n], neurons=in_neurons[n], current=jnp.zeros_like(times[n]), overflow=jnp.zeros((), bool)
+            )
+            for n in times
+        }
+        for n in rec_times:
+            bufs[n] = SpikeBuffer(
+                times=rec_times[n],
+                neurons=rec_neurons[n],
+                current=jnp.zeros_like(rec_times[n]),
+                overflow=jnp.zeros((), bool),
+            )
+        # Currents need every upstream buffer, so fill them stage by stage.
+        for stage in program.stages:
+            for pop in stage.populations:
+                if pop.name in rec_times:
+                    b = bufs[pop.name]
+                    cur = _currents_at_spikes(program, p, bufs, plans[pop.name], t_max)
+                    bufs[pop.name] = SpikeBuffer(times=b.times, neurons=b.neurons, current=cur, overflow=b.overflow)
+        return bufs
+
+    @jax.custom_vjp
+    def run(p: dict, times: dict) -> dict[str, Array]:
+        return dict(rec_times)
+
+    def fwd(p: dict, times: dict) -> tuple[dict, tuple]:
+        return dict(rec_times), (p, times)
+
+    def bwd(res: tuple, ct: dict) -> tuple:
+        p, times = res
+        bufs = buffers_of(p, times)
+        grads, ct_all = _program_backward(program, p, bufs, ct, t_max)
+        d_times = {n: jnp.where(jnp.isfinite(times[n]), ct_all.get(n, jnp.zeros_like(times[n])), 0.0) for n in times}
+        return grads, d_times
+
+    run.defvjp(fwd, bwd)
+    return run(params, in_times)
