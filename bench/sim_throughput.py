@@ -14,8 +14,8 @@ Measured, each after a warm-up call (compile time is reported separately):
    weights, same inputs, batch 64, in the same run; the ratio is printed.
 
 jaxsnn is never a dependency of snncomp: it runs in a subprocess with another
-interpreter (``--jaxsnn-python``, default ``$SNNCOMP_JAXSNN_PYTHON`` or
-``../venv-bench/bin/python``), e.g. a venv made with
+interpreter (``--jaxsnn-python``, default ``$SNNCOMP_JAXSNN_PYTHON``, this
+interpreter if it can import jaxsnn, else ``../venv-bench/bin/python``), e.g. a venv made with
 ``python3 -m venv venv-bench && venv-bench/bin/pip install jaxsnn==0.3.0``.
 Without it, that part is skipped. Timings are the median of ``--repeat``
 calls of the whole ``Executable.run`` (host validation included) with
@@ -229,7 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     ours_t = np.asarray(exe.run(inputs).spikes["lif2"].to_first_spike_times(3))
     print(f"\njaxsnn Yin-Yang network (25 input spikes -> 100 -> 3), batch {batch}:")
     print(f"  snncomp  {ours * 1e3:8.3f} ms/batch  {batch / ours:9.0f} samples/s  (first call {ours_first:.2f} s)")
-    python = args.jaxsnn_python or str(Path(__file__).resolve().parents[2] / "venv-bench" / "bin" / "python")
+    python = args.jaxsnn_python
+    if python is None:
+        import importlib.util
+
+        if importlib.util.find_spec("jaxsnn") is not None:  # installed here (e.g. a `bench` extra)
+            python = sys.executable
+        else:
+            python = str(Path(__file__).resolve().parents[2] / "venv-bench" / "bin" / "python")
     if args.skip_jaxsnn or not Path(python).exists():
         print(f"  jaxsnn   skipped (no interpreter with jaxsnn at {python}; see --jaxsnn-python)")
         return 0
