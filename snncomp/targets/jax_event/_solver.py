@@ -119,7 +119,10 @@ class AbstractCrossingSolver(eqx.Module):
         u_s = jnp.where(ok, u0, 0.0)
         i_s = jnp.where(ok, i0, 2.0 * nrn.theta + 1.0)
         pk_s = Peak(exists=ok, s_star=jnp.where(ok, pk.s_star, 1.0))
-        s = jnp.clip(self.root(u_s, i_s, nrn, pk_s), 0.0, pk_s.s_star)
+        # With polish the Newton step below carries the implicit-function derivative, so the root
+        # search itself (possibly a while_loop, which reverse mode cannot differentiate) sees constants.
+        root_in = lax.stop_gradient((u_s, i_s, pk_s)) if polish else (u_s, i_s, pk_s)
+        s = jnp.clip(self.root(*root_in[:2], nrn, root_in[2]), 0.0, pk_s.s_star)
         if polish:
             s0 = lax.stop_gradient(s)
             u, i = free_evolve(u_s, i_s, s0, nrn)
