@@ -34,6 +34,7 @@ from ._dynamics import free_coefficients
 from ._events import EdgeSpec, SpikeBuffer, effective_weight
 from ._layer import LayerParallelStage
 from ._queue import EventQueueStage
+from ._solver import AbstractCrossingSolver
 from ._stage import AbstractStage
 
 __all__ = ["AbstractAdjoint", "AutodiffAdjoint", "EventPropAdjoint", "get_adjoint"]
@@ -54,6 +55,24 @@ class AbstractAdjoint(eqx.Module):
         """Raise :class:`TargetError` if this adjoint cannot differentiate these stages."""
 
 
+class _Polished(AbstractCrossingSolver):
+    """A solver whose result gets one Newton step carrying the implicit-function derivative.
+
+    The root search itself then needs no derivative (it may be a ``while_loop``), which is what
+    lets plain autodiff differentiate the forward pass.
+    """
+
+    inner: AbstractCrossingSolver
+    name: ClassVar[str] = "polished"
+    polish_default: ClassVar[bool] = True
+
+    def peak(self, u0: Array, i0: Array, nrn: Any) -> Any:
+        return self.inner.peak(u0, i0, nrn)
+
+    def root(self, u0: Array, i0: Array, nrn: Any, peak: Any) -> Array:
+        return self.inner.root(u0, i0, nrn, peak)
+
+
 class AutodiffAdjoint(AbstractAdjoint):
     """Plain JAX autodiff through the forward pass (layer-parallel stages only)."""
 
@@ -62,7 +81,12 @@ class AutodiffAdjoint(AbstractAdjoint):
     def __call__(
         self, stage: AbstractStage, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array
     ) -> dict[str, SpikeBuffer]:
-        return stage(params, buffers, t_max)
+        polished = eqx.tree_at(
+            lambda s: [p.solver for p in s.populations],
+            stage,
+            [_Polished(p.solver) for p in stage.populations],
+        )
+        return polished(params, buffers, t_max)
 
     def check(self, stages: tuple[AbstractStage, ...]) -> None:
         queued = [p.name for s in stages if isinstance(s, EventQueueStage) for p in s.populations]
