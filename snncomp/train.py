@@ -182,18 +182,23 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     params: Any = None,
+    trainable: Sequence[str] | None = None,
 ) -> History:
     """Train ``exe.params`` to minimise ``loss(exe.apply(params, inputs), targets)``.
 
     ``optimizer`` defaults to ``optax.adam(1e-3)``. ``accuracy(recording, targets)`` (optional)
     returns the batch's accuracy. Each callback gets the epoch's record and the params; returning
     True stops training. With ``checkpoint_dir`` params and optimizer state are written after each
-    epoch (``ckpt-NNNN.npz``); ``resume=True`` continues from the latest one. Returns the
-    :class:`History`, with the final ``params``.
+    epoch (``ckpt-NNNN.npz``); ``resume=True`` continues from the latest one. ``trainable`` names
+    the top-level parameter groups to update; by default an executable's ``weight`` group only
+    (delays are in seconds, a scale at which a shared learning rate makes no sense: pass
+    ``trainable=("weight", "delay")`` with a suitable optimizer to learn them; they are kept >= 0).
+    Returns the :class:`History`, with the final ``params``.
     """
     if epochs < 0 or batch_size < 1:
         raise SnnCompError(f"fit: need epochs >= 0 and batch_size >= 1, got epochs={epochs}, batch_size={batch_size}")
     optimizer = optimizer if optimizer is not None else optax.adam(1e-3)
+    optimizer = _restrict(optimizer, exe.params if params is None else params, trainable)
     n = _n_samples(train_data)
     if n < batch_size:
         raise SnnCompError(f"fit: batch_size={batch_size} is larger than the training set ({n} samples)")
@@ -224,6 +229,8 @@ def fit(
         (value, rec), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, inputs, targets)
         updates, s = optimizer.update(grads, s, p)
         p = optax.apply_updates(p, updates)
+        if isinstance(p, dict) and "delay" in p:
+            p = {**p, "delay": jax.tree.map(lambda d: jnp.maximum(d, 0.0), p["delay"])}  # delays stay >= 0
         acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
         return p, s, value, acc
 
@@ -277,6 +284,23 @@ def fit(
     history.params = params
     history.opt_state = opt_state
     return history
+
+
+def _restrict(
+    optimizer: optax.GradientTransformation, params: Any, trainable: Sequence[str] | None
+) -> optax.GradientTransformation:
+    """Apply ``optimizer`` to the trainable top-level groups only; the others get zero updates."""
+    if not isinstance(params, dict):
+        if trainable is not None:
+            raise SnnCompError("fit(trainable=...) needs params that are a dict of groups (like exe.params)")
+        return optimizer
+    if trainable is None:
+        trainable = ("weight",) if set(params) == {"weight", "delay"} else tuple(params)
+    unknown = sorted(set(trainable) - set(params))
+    if unknown:
+        raise SnnCompError(f"fit(trainable=...): unknown parameter groups {unknown}; groups are {sorted(params)}")
+    labels = {k: ("train" if k in trainable else "freeze") for k in params}
+    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)
 
 
 class _Progress:

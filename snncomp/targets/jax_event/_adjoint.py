@@ -157,6 +157,19 @@ def _with_eventprop(stage: AbstractStage) -> Any:
     return run
 
 
+def _guarded_slope(slope: Array, scale: Any) -> Array:
+    """The membrane slope at a spike, kept at least ``sqrt(eps) * theta / tau_mem`` away from zero.
+
+    A spike exactly at a grazing crossing (the peak touches threshold) has slope 0 and an
+    infinite derivative; its time is ill-conditioned at the ``sqrt(eps)`` level anyway, so the
+    adjoint divides by this floor instead: large but finite gradients, never inf or NaN.
+    """
+    if not isinstance(scale, jax.Array) and hasattr(scale, "theta"):
+        scale = scale.theta / scale.tau_mem
+    floor = jnp.sqrt(jnp.finfo(slope.dtype).eps) * jnp.abs(scale)
+    return jnp.where(jnp.abs(slope) < floor, jnp.where(slope < 0, -floor, floor), slope)
+
+
 def _zero_grads(sub: dict, times: dict[str, Array]) -> tuple[dict, dict]:
     d_sub = {
         "weight": {k: jnp.zeros_like(v) for k, v in sub["weight"].items()},
@@ -187,7 +200,7 @@ def _layer_backward(
         g_j = jnp.zeros((n + 1,), buf.times.dtype).at[idx].add(jnp.where(valid, ct[pop.name], 0.0))[:n]
         c_j = jnp.zeros((n + 1,), buf.times.dtype).at[idx].set(jnp.where(valid, buf.current, 0.0))[:n]
         spiked = jnp.isfinite(t_j)
-        slope = (c_j - nrn.theta) / nrn.tau_mem  # du/dt just before the spike (u = theta there)
+        slope = _guarded_slope((c_j - nrn.theta) / nrn.tau_mem, nrn)  # du/dt just before the spike
         lam = jnp.where(spiked, -g_j / jnp.where(spiked, slope, 1.0), 0.0)  # lambda_v(t_j-)
         for e in pop.edges_in:
             src = buffers[e.source]
@@ -397,7 +410,7 @@ def _queue_backward(
         t_ref = t_ref_all[j]
         i_release = cur * jnp.exp(-t_ref / tau_s[j]) + pend_i[j]
         g = tg[x["tg"]] + jnp.where(pend_on[j], -pend_lam[j] * (i_release - u_reset[j]) / tau_m[j], 0.0)
-        slope_minus = (cur - theta[j]) / tau_m[j]
+        slope_minus = _guarded_slope((cur - theta[j]) / tau_m[j], theta[j] / tau_m[j])
         slope_plus = jnp.where(t_ref > 0, 0.0, (cur - u_reset[j]) / tau_m[j])
         new_lam = (lam_u[j] * slope_plus - g) / jnp.where(is_spk, slope_minus, 1.0)
         lam_u = lam_u.at[j].set(jnp.where(is_spk, new_lam, lam_u[j]))
