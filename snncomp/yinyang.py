@@ -1,0 +1,484 @@
+"""Yin-Yang end to end: network, encoding, training, evaluation, artifacts and plots.
+
+The task (Kriener, Göltz & Petrovici, NICE 2022) classifies points of the unit square into yin,
+yang and dot from the features ``(x, y, 1 - x, 1 - y)``. Here each feature is latency coded into
+one input spike in ``[t_early, t_late]`` plus a bias spike at 0, a ``5 -> hidden -> 3`` network of
+LIF neurons spiking at most once is trained with EventProp, and the class is the output neuron
+that spikes first. :func:`train` does it all and writes the artifacts; the ``snncomp train
+yinyang`` and ``snncomp demo`` commands and ``examples/yinyang.py`` are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import snncomp
+
+from .datasets import YinYang, yinyang_splits
+from .encode import latency
+from .errors import SnnCompError, TargetError
+
+__all__ = [
+    "N_CLASSES",
+    "YinYangConfig",
+    "YinYangResult",
+    "accuracy_fn",
+    "build_network",
+    "compile_for",
+    "encode",
+    "evaluate_on",
+    "loss_fn",
+    "prepare_data",
+    "train",
+]
+
+N_CLASSES = 3
+N_INPUTS = 5  # (x, y, 1 - x, 1 - y) and the bias
+
+
+@dataclass(frozen=True)
+class YinYangConfig:
+    """Every knob of a Yin-Yang run (times in seconds)."""
+
+    hidden: int = 120
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    n_train: int = 5000
+    n_val: int = 1000
+    n_test: int = 1000
+    t_max: float = 0.03
+    t_early: float = 1e-3
+    t_late: float = 9e-3
+    bias_time: float = 0.0
+    tau_mem: float = 10e-3
+    tau_syn: float = 5e-3
+    ce_tau: float = 2e-3
+    reg_weight: float = 0.01
+    rescue_weight: float = 10.0
+    hidden_rescue_weight: float = 1.0
+
+
+class YinYangError(SnnCompError):
+    """A Yin-Yang run could not be set up (e.g. an unavailable target)."""
+
+
+# -- network and data ------------------------------------------------------------------------------
+def build_network(config: YinYangConfig = YinYangConfig()) -> snncomp.Network:
+    """The ``5 -> hidden -> 3`` first-spike network (each neuron spikes at most once)."""
+    c = config
+    net = snncomp.Network("yinyang")
+    x = net.input("x", N_INPUTS)
+    h = net.lif("h", c.hidden, tau_mem=c.tau_mem, tau_syn=c.tau_syn, max_spikes=1)
+    o = net.lif("o", N_CLASSES, tau_mem=c.tau_mem, tau_syn=c.tau_syn, max_spikes=1)
+    # Input weights large and spread (every hidden neuron should fire for part of the square);
+    # output weights smaller and mostly excitatory so every output neuron spikes at the start.
+    net.connect(x, h, init=snncomp.init.normal(1.0, 1.0, seed=2 * c.seed + 1))
+    net.connect(h, o, init=snncomp.init.normal(0.4, 0.3, seed=2 * c.seed + 2))
+    return net
+
+
+def encode(data: YinYang, config: YinYangConfig = YinYangConfig()) -> tuple[dict[str, Any], np.ndarray]:
+    """``({"x": Spikes}, labels)``: the four features latency coded, plus the bias channel."""
+    # For r_big = 0.5 the features already lie in [0, 1]; rescale in general.
+    values = data.features / (2 * data.r_big)
+    spikes = latency(values, t_early=config.t_early, t_late=config.t_late, bias_time=config.bias_time)
+    return {"x": spikes}, np.asarray(data.labels, np.int32)
+
+
+def prepare_data(config: YinYangConfig = YinYangConfig()) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
+    """Encoded ``train``/``val``/``test`` splits of the standard dataset for ``config.seed``."""
+    train_set, val_set, test_set = yinyang_splits(
+        config.seed, n_train=config.n_train, n_val=config.n_val, n_test=config.n_test
+    )
+    return {"train": encode(train_set, config), "val": encode(val_set, config), "test": encode(test_set, config)}
+
+
+def points_of(config: YinYangConfig, split: str) -> YinYang:
+    """The raw points of one split (for plots)."""
+    splits = yinyang_splits(config.seed, n_train=config.n_train, n_val=config.n_val, n_test=config.n_test)
+    return dict(zip(("train", "val", "test"), splits))[split]
+
+
+# -- loss and accuracy ---------------------------------------------------------------------------
+class _WithParams:
+    """An executable whose ``apply`` also returns the params, so the loss can see the weights."""
+
+    def __init__(self, exe: Any):
+        self.exe = exe
+        self.params = exe.params
+
+    def apply(self, params: Any, inputs: Any) -> tuple[Any, Any]:
+        return self.exe.apply(params, inputs), params
+
+
+def loss_fn(config: YinYangConfig = YinYangConfig()) -> Callable[[Any, Any], Any]:
+    """The training loss of ``(recording, params)`` and labels.
+
+    TTFS cross-entropy plus a small term pulling the label neuron early. A neuron that does not
+    spike has no gradient, so once the label neuron is silent for a sample nothing in those terms
+    can wake it: the *rescue* term then raises the weights from the hidden neurons that did fire
+    onto the label neuron (without it training collapses into silent outputs within a few epochs).
+    """
+    import jax.numpy as jnp
+
+    from . import losses
+
+    c = config
+
+    def loss(out: Any, labels: Any) -> Any:
+        rec, params = out
+        t = rec.spikes["o"].to_first_spike_times(N_CLASSES)
+        value = losses.ttfs_cross_entropy(t, labels, tau=c.ce_tau, t_max=c.t_max)
+        value = value + c.reg_weight * losses.spike_time_regularizer(t, labels, tau=c.t_max, t_max=c.t_max)
+        if c.rescue_weight:
+            t_label = jnp.take_along_axis(t, labels[:, None], axis=-1)[:, 0]
+            silent = (~jnp.isfinite(t_label)).astype(t.dtype)
+            fired = jnp.isfinite(rec.spikes["h"].to_first_spike_times(c.hidden)).astype(t.dtype)
+            w_label = params["weight"]["h->o"].T[labels]  # [batch, hidden]
+            value = value - c.rescue_weight * jnp.mean(silent * jnp.sum(fired * w_label, axis=-1))
+        if c.hidden_rescue_weight:
+            # The same for hidden neurons silent on a whole batch: raise their input weights.
+            fired = jnp.isfinite(rec.spikes["h"].to_first_spike_times(c.hidden)).astype(t.dtype)
+            dead = (~jnp.any(fired > 0, axis=0)).astype(t.dtype)
+            value = value - c.hidden_rescue_weight * jnp.mean(dead * jnp.sum(params["weight"]["x->h"], axis=0))
+        return value
+
+    return loss
+
+
+def accuracy_fn(out: Any, labels: Any) -> Any:
+    """Fraction of samples whose earliest output spike is the label's (no spike: wrong)."""
+    from . import losses
+
+    rec = out[0] if isinstance(out, tuple) else out
+    return losses.first_spike_accuracy(rec.spikes["o"].to_first_spike_times(N_CLASSES), labels)
+
+
+# -- targets ---------------------------------------------------------------------------------------
+def compile_for(net: snncomp.Network, target: str, config: YinYangConfig, mock: str = "realistic") -> Any:
+    """Compile for ``"jax"`` or ``"bss2-mock"`` (with the ``mock`` preset ``ideal``/``realistic``)."""
+    if target == "jax":
+        return snncomp.compile(net, target="jax", t_max=config.t_max)
+    if target != "bss2-mock":
+        raise YinYangError(f"unknown target {target!r}; use 'jax' or 'bss2-mock'")
+    if mock not in ("ideal", "realistic"):
+        raise YinYangError(f"unknown mock preset {mock!r}; use 'ideal' or 'realistic'")
+    try:
+        from .targets.bss2.mock import MockConfig
+
+        preset = MockConfig.ideal() if mock == "ideal" else MockConfig.realistic()
+        return snncomp.compile(net, target="bss2-mock", t_max=config.t_max, mock=preset)
+    except (ImportError, TargetError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise YinYangError(f"target 'bss2-mock' is not available: {first}") from None
+
+
+def bss2_available() -> bool:
+    """Whether ``bss2-mock`` compiles here (the emulator package is installed and registered)."""
+    try:
+        compile_for(build_network(YinYangConfig(hidden=4)), "bss2-mock", YinYangConfig(hidden=4))
+    except SnnCompError:
+        return False
+    return True
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+class _Evaluator:
+    """Jitted once per executable: accuracy, loss and first-spike times of a whole split."""
+
+    def __init__(self, exe: Any, config: YinYangConfig):
+        import jax
+
+        self.exe = exe
+        self.config = config
+        loss = loss_fn(config)
+
+        def metrics(params: Any, inputs: Any, labels: Any) -> tuple[Any, Any, Any, Any]:
+            rec = exe.apply(params, inputs)
+            t_out = rec.spikes["o"].to_first_spike_times(N_CLASSES)
+            t_hid = rec.spikes["h"].to_first_spike_times(config.hidden)
+            return loss((rec, params), labels), accuracy_fn(rec, labels), t_out, t_hid
+
+        self._metrics = jax.jit(metrics)
+
+    def __call__(self, params: Any, data: tuple[dict[str, Any], np.ndarray]) -> dict[str, Any]:
+        out = self._metrics(params, *data)
+        return {
+            "loss": float(out[0]),
+            "accuracy": float(out[1]),
+            "t_out": np.asarray(out[2]),
+            "t_hidden": np.asarray(out[3]),
+        }
+
+
+def evaluate_on(exe: Any, params: Any, data: tuple[dict[str, Any], np.ndarray], config: YinYangConfig) -> float:
+    """Test accuracy of ``params`` run on ``exe`` (e.g. JAX-trained weights deployed on ``bss2-mock``)."""
+    return _Evaluator(exe, config)(params, data)["accuracy"]
+
+
+# -- train -----------------------------------------------------------------------------------------
+@dataclass
+class YinYangResult:
+    """What :func:`train` measured and wrote."""
+
+    target: str
+    config: YinYangConfig
+    records: list[dict[str, float]]
+    test_accuracy: float
+    best_epoch: int
+    wall_seconds: float
+    compile_seconds: float
+    samples_per_s: float
+    params: Any = field(repr=False, default=None)
+    exe: Any = field(repr=False, default=None)
+    files: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, Any]:
+        """The contents of ``metrics.json``."""
+        return {
+            "task": "yinyang",
+            "target": self.target,
+            "config": asdict(self.config),
+            "epochs": self.records,
+            "best_epoch": self.best_epoch,
+            "final_test_accuracy": self.test_accuracy,
+            "wall_seconds": self.wall_seconds,
+            "compile_seconds": self.compile_seconds,
+            "samples_per_s": self.samples_per_s,
+        }
+
+
+def train(
+    target: str = "jax",
+    hidden: int = 120,
+    epochs: int = 100,
+    seed: int = 0,
+    out: Path | str | None = None,
+    progress: bool = True,
+    mock: str = "realistic",
+    config: YinYangConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> YinYangResult:
+    """Train the Yin-Yang network on ``target`` and evaluate it on the test split.
+
+    Validation accuracy is measured after every epoch; the test accuracy is that of the params
+    of the best validation epoch (model selection on validation only). With ``out`` the artifacts
+    are written there: ``metrics.json``, ``params.npz``, ``network.json``, ``hardware_config.json``
+    (bss2-mock) and the PNG plots (when matplotlib is installed). ``config`` overrides everything
+    but ``target``/``mock``; otherwise ``hidden``, ``epochs`` and ``seed`` apply to the defaults.
+    """
+    import optax
+
+    from .train import fit
+
+    if config is None:
+        config = YinYangConfig(hidden=hidden, epochs=epochs, seed=seed)
+    if config.hidden < 1 or config.epochs < 1:
+        raise YinYangError(f"need hidden >= 1 and epochs >= 1, got hidden={config.hidden}, epochs={config.epochs}")
+    say = log if log is not None else (print if progress else (lambda _msg: None))
+    t_start = time.perf_counter()
+    net = build_network(config)
+    exe = compile_for(net, target, config, mock)
+    compile_seconds = time.perf_counter() - t_start
+    data = prepare_data(config)
+    evaluator = _Evaluator(exe, config)
+    steps = config.n_train // config.batch_size
+    schedule = optax.cosine_decay_schedule(config.learning_rate, config.epochs * steps, alpha=0.05)
+    best: dict[str, Any] = {"accuracy": -1.0, "epoch": -1, "params": exe.params}
+
+    def on_epoch(record: dict[str, float], params: Any) -> bool:
+        ev = evaluator(params, data["val"])
+        record["val_loss"] = ev["loss"]
+        record["val_accuracy"] = ev["accuracy"]
+        if ev["accuracy"] > best["accuracy"]:
+            best.update(accuracy=ev["accuracy"], epoch=int(record["epoch"]), params=params)
+        say(
+            f"epoch {int(record['epoch']):3d}  loss {record['train_loss']:.4f}  "
+            f"train {record.get('train_accuracy', math.nan):.3f}  val {ev['accuracy']:.3f}  "
+            f"{record['samples_per_s']:,.0f} samples/s"
+        )
+        return False
+
+    t_train = time.perf_counter()
+    history = fit(
+        _WithParams(exe),
+        loss_fn(config),
+        data["train"],
+        optimizer=optax.adam(schedule),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        accuracy=accuracy_fn,
+        callbacks=[on_epoch],
+        progress=False,
+    )
+    train_seconds = time.perf_counter() - t_train
+    test = evaluator(best["params"], data["test"])
+    for rec in history.records:
+        rec.setdefault("test_accuracy", math.nan)
+    trained = sum(r["seconds"] for r in history.records)
+    result = YinYangResult(
+        target=target,
+        config=config,
+        records=history.records,
+        test_accuracy=test["accuracy"],
+        best_epoch=best["epoch"],
+        wall_seconds=time.perf_counter() - t_start,
+        compile_seconds=compile_seconds,
+        samples_per_s=steps * config.batch_size * len(history.records) / max(trained, 1e-9),
+        params=best["params"],
+        exe=exe,
+    )
+    del train_seconds
+    if out is not None:
+        result.files = write_artifacts(result, Path(out), evaluator=evaluator, data=data, say=say)
+    return result
+
+
+# -- artifacts and plots ---------------------------------------------------------------------------
+def write_artifacts(
+    result: YinYangResult,
+    out: Path,
+    *,
+    evaluator: Any = None,
+    data: dict[str, Any] | None = None,
+    say: Callable[[str], None] = print,
+) -> list[str]:
+    """Write ``metrics.json``, ``params.npz``, ``network.json`` (and the bss2 config) and the plots."""
+    from . import ir
+    from .train import save_checkpoint
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    (out / "metrics.json").write_text(json.dumps(result.metrics(), indent=1, default=float) + "\n")
+    files.append("metrics.json")
+    save_checkpoint(out / "params.npz", result.params, meta={"target": result.target, "config": asdict(result.config)})
+    files.append("params.npz")
+    exe = result.exe
+    if exe is not None:
+        ir.save(exe.network, out / "network.json")
+        files.append("network.json")
+        if result.target == "bss2-mock":
+            lowered = getattr(exe, "lowered", None)
+            if lowered is not None and hasattr(lowered, "save"):
+                lowered.save(out / "hardware_config.json")
+                files.append("hardware_config.json")
+    files += write_plots(result, out, evaluator=evaluator, data=data, say=say)
+    return files
+
+
+def _pyplot(say: Callable[[str], None]) -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        say('plots skipped: matplotlib is not installed (pip install "snncomp[plot]")')
+        return None
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(
+    result: YinYangResult,
+    out: Path,
+    *,
+    evaluator: Any = None,
+    data: dict[str, Any] | None = None,
+    say: Callable[[str], None] = print,
+) -> list[str]:
+    """The four PNGs: training curves, decision map, spike raster, hidden spike-time histogram."""
+    plt = _pyplot(say)
+    if plt is None:
+        return []
+    config = result.config
+    evaluator = evaluator if evaluator is not None else _Evaluator(result.exe, config)
+    data = data if data is not None else prepare_data(config)
+    files = []
+
+    # Training curves.
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ep = [r["epoch"] for r in result.records]
+    ax_l.plot(ep, [r["train_loss"] for r in result.records], label="train")
+    ax_l.plot(ep, [r["val_loss"] for r in result.records], label="validation")
+    ax_l.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_l.legend()
+    ax_a.plot(ep, [r.get("train_accuracy", math.nan) for r in result.records], label="train")
+    ax_a.plot(ep, [r["val_accuracy"] for r in result.records], label="validation")
+    ax_a.axhline(result.test_accuracy, color="k", ls=":", label=f"test {result.test_accuracy:.3f}")
+    ax_a.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+    ax_a.legend()
+    fig.tight_layout()
+    fig.savefig(out / "training_curves.png", dpi=100)
+    plt.close(fig)
+    files.append("training_curves.png")
+
+    # Decision map over the unit square, with the test points on top.
+    n_grid = 80
+    g = (np.arange(n_grid) + 0.5) / n_grid
+    gx, gy = np.meshgrid(g, g)
+    grid = YinYang(points=np.stack([gx.ravel(), gy.ravel()], 1), labels=np.zeros(gx.size, np.int64), r_big=0.5)
+    pred = _classes(evaluator(result.params, encode(grid, config))["t_out"]).reshape(n_grid, n_grid)
+    test_pts = points_of(config, "test")
+    test_ev = evaluator(result.params, data["test"])
+    test_pred = _classes(test_ev["t_out"])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    cmap = plt.get_cmap("viridis", 4)
+    ax.imshow(pred + 1, origin="lower", extent=(0, 1, 0, 1), cmap=cmap, vmin=-0.5, vmax=3.5, alpha=0.45)
+    right = test_pred == test_pts.labels
+    ax.scatter(*test_pts.points[right].T, c=test_pts.labels[right] + 1, cmap=cmap, vmin=-0.5, vmax=3.5, s=6)
+    ax.scatter(*test_pts.points[~right].T, c="red", marker="x", s=14, label="misclassified")
+    ax.set(xlabel="x", ylabel="y", title=f"decision map ({result.target}), test accuracy {result.test_accuracy:.3f}")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "decision_map.png", dpi=100)
+    plt.close(fig)
+    files.append("decision_map.png")
+
+    # Spike raster of a few test samples: inputs, hidden, outputs.
+    names = ("yang", "yin", "dot")
+    picks = [int(np.flatnonzero(test_pts.labels == k)[0]) for k in range(N_CLASSES) if np.any(test_pts.labels == k)]
+    t_in = np.asarray(data["test"][0]["x"].to_first_spike_times(N_INPUTS))
+    fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 4), sharey=True)
+    for ax, i in zip(np.atleast_1d(axes), picks):
+        ms = 1e3
+        ax.scatter(t_in[i] * ms, np.arange(N_INPUTS), s=12, c="gray", label="input")
+        th = test_ev["t_hidden"][i]
+        ax.scatter(th * ms, N_INPUTS + np.arange(config.hidden), s=4, c="tab:blue", label="hidden")
+        to = test_ev["t_out"][i]
+        off = N_INPUTS + config.hidden
+        ax.scatter(to * ms, off + np.arange(N_CLASSES), s=30, c="tab:red", marker="|", label="output")
+        ax.set(xlabel="time [ms]", xlim=(0, config.t_max * ms), title=f"{names[test_pts.labels[i]]} sample")
+    np.atleast_1d(axes)[0].set_ylabel("neuron (input | hidden | output)")
+    np.atleast_1d(axes)[0].legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "spike_raster.png", dpi=100)
+    plt.close(fig)
+    files.append("spike_raster.png")
+
+    # Hidden-layer first-spike times over the test set.
+    th = test_ev["t_hidden"]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(th[np.isfinite(th)] * 1e3, bins=60, color="tab:blue")
+    silent = float(np.mean(~np.isfinite(th)))
+    ax.set(xlabel="hidden first-spike time [ms]", ylabel="count", title=f"hidden spike times ({silent:.0%} silent)")
+    fig.tight_layout()
+    fig.savefig(out / "hidden_spike_times.png", dpi=100)
+    plt.close(fig)
+    files.append("hidden_spike_times.png")
+    return files
+
+
+def _classes(t_out: np.ndarray) -> np.ndarray:
+    any_spike = np.isfinite(t_out).any(axis=-1)
+    return np.where(any_spike, np.argmin(np.where(np.isfinite(t_out), t_out, np.inf), axis=-1), -1)
