@@ -9,7 +9,7 @@ from __future__ import annotations
 import snncomp
 from snncomp import yinyang
 
-config = yinyang.YinYangConfig(hidden=120, epochs=20, seed=0)
+config = yinyang.YinYangConfig(hidden=120, epochs=60, seed=0)
 
 # 5 inputs (x, y, 1-x, 1-y, bias) -> 120 LIF -> 3 LIF, each neuron spikes at most once.
 net = yinyang.build_network(config)

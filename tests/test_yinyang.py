@@ -73,5 +73,5 @@ def test_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_full_jax_run_reaches_the_target_accuracy(tmp_path: Path) -> None:
-    result = yinyang.train(target="jax", hidden=120, epochs=40, seed=0, out=tmp_path, progress=False)
+    result = yinyang.train(target="jax", hidden=120, epochs=100, seed=0, out=tmp_path, progress=False)
     assert result.test_accuracy >= 0.95
