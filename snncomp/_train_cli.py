@@ -41,7 +41,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.quick:
         # A reduced budget for tests: less data, a smaller hidden layer, few epochs.
-        config = YinYangConfig(hidden=40, epochs=3, n_train=1024, n_val=256, n_test=256, learning_rate=3e-3)
+        config = YinYangConfig(hidden=40, epochs=10, n_train=2048, n_val=256, n_test=256, learning_rate=3e-3)
     else:
         config = YinYangConfig(hidden=120, epochs=args.epochs)
     out = Path(args.out)

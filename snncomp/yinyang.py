@@ -127,8 +127,11 @@ def loss_fn(config: YinYangConfig = YinYangConfig()) -> Callable[[Any, Any], Any
     TTFS cross-entropy plus a small term pulling the label neuron early. A neuron that does not
     spike has no gradient, so once the label neuron is silent for a sample nothing in those terms
     can wake it: the *rescue* term then raises the weights from the hidden neurons that did fire
-    onto the label neuron (without it training collapses into silent outputs within a few epochs).
+    onto the label neuron (without it training collapses into silent outputs within a few epochs),
+    and a hidden neuron silent on the whole batch gets its input weights raised. The rescue terms
+    are 0 in value (only their gradients act), so the loss reads as cross-entropy + regularizer.
     """
+    import jax
     import jax.numpy as jnp
 
     from . import losses
@@ -144,13 +147,18 @@ def loss_fn(config: YinYangConfig = YinYangConfig()) -> Callable[[Any, Any], Any
             t_label = jnp.take_along_axis(t, labels[:, None], axis=-1)[:, 0]
             silent = (~jnp.isfinite(t_label)).astype(t.dtype)
             fired = jnp.isfinite(rec.spikes["h"].to_first_spike_times(c.hidden)).astype(t.dtype)
-            w_label = params["weight"]["h->o"].T[labels]  # [batch, hidden]
+            w_out = params["weight"]["h->o"]
+            # ``w - stop_gradient(w)`` is 0 in value but has w's gradient: the rescue steers the update
+            # without showing up in the reported loss.
+            w_label = (w_out - jax.lax.stop_gradient(w_out)).T[labels]  # [batch, hidden]
             value = value - c.rescue_weight * jnp.mean(silent * jnp.sum(fired * w_label, axis=-1))
         if c.hidden_rescue_weight:
             # The same for hidden neurons silent on a whole batch: raise their input weights.
             fired = jnp.isfinite(rec.spikes["h"].to_first_spike_times(c.hidden)).astype(t.dtype)
             dead = (~jnp.any(fired > 0, axis=0)).astype(t.dtype)
-            value = value - c.hidden_rescue_weight * jnp.mean(dead * jnp.sum(params["weight"]["x->h"], axis=0))
+            w_in = params["weight"]["x->h"]
+            w_in = w_in - jax.lax.stop_gradient(w_in)
+            value = value - c.hidden_rescue_weight * jnp.mean(dead * jnp.sum(w_in, axis=0))
         return value
 
     return loss
