@@ -7,7 +7,16 @@ event-driven simulator or the BrainScaleS-2 target.
 
 from . import errors, init, ir
 from .dsl import Network, Population
-from .errors import DSLError, IRError, PassError, PipelineError, SnnCompError, TargetError
+from .errors import (
+    BufferOverflowError,
+    DSLError,
+    InputError,
+    IRError,
+    PassError,
+    PipelineError,
+    SnnCompError,
+    TargetError,
+)
 
 __version__ = "0.1.0"
 
@@ -33,9 +42,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BufferOverflowError",
     "DSLError",
     "Executable",
     "IRError",
+    "InputError",
     "Network",
     "PassError",
     "PipelineError",

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BufferOverflowError",
     "DSLError",
     "Diagnostic",
     "IRError",
+    "InputError",
     "PassError",
     "PipelineError",
     "SnnCompError",
@@ -64,3 +66,11 @@ class PipelineError(SnnCompError, ValueError):
 
 class TargetError(SnnCompError):
     """A target is unavailable or cannot run the given network."""
+
+
+class InputError(SnnCompError, ValueError):
+    """Run-time inputs (spikes, parameters, options) do not fit the compiled network."""
+
+
+class BufferOverflowError(SnnCompError, RuntimeError):
+    """A population emitted more spikes than its event buffer holds."""

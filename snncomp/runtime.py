@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .errors import SnnCompError, TargetError
+from .errors import BufferOverflowError, InputError, TargetError
 from .ir import Network
 
 __all__ = [
@@ -60,14 +60,6 @@ __all__ = [
     "register_target",
     "targets",
 ]
-
-
-class InputError(SnnCompError, ValueError):
-    """Run-time inputs (spikes, parameters, options) do not fit the compiled network."""
-
-
-class BufferOverflowError(SnnCompError, RuntimeError):
-    """A population emitted more spikes than its event buffer holds."""
 
 
 def _is_tracer(x: Any) -> bool:
