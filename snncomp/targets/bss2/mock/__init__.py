@@ -1,0 +1,15 @@
+"""The BrainScaleS-2 emulator (target ``bss2-mock``): runs a ``HardwareConfig`` the way the chip would.
+
+It reads nothing but the configuration and the input spikes, and shares no code with the JAX event
+simulator, so agreement between the two is evidence about both. Modules: ``_config`` (``MockConfig``
+and its presets), ``_routing`` (event delivery as configured), ``_neurons`` (analog parameters and
+fixed-pattern noise), ``_dynamics`` (closed-form neuron evolution and the crossing search),
+``_engine`` (the run loop, bus rate limit, readout), ``_weights`` (re-quantization of new weights into
+the existing routing), ``_executable`` (``MockExecutable``, ``compile_mock``).
+"""
+
+from ._config import MockConfig
+from ._executable import MockExecutable, MockHealth, MockReport, compile_mock
+from ._routing import EventTables, event_tables
+
+__all__ = ["EventTables", "MockConfig", "MockExecutable", "MockHealth", "MockReport", "compile_mock", "event_tables"]

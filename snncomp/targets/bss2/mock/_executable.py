@@ -1,0 +1,681 @@
+"""``MockExecutable``: a network compiled for BrainScaleS-2 and run on the emulator (target ``bss2-mock``).
+
+``compile_mock(net, t_max=..., mock=MockConfig.realistic(), chip_seed=..., trial_seed=...)`` runs
+``snncomp.pipeline("bss2")`` once (placement and routing), keeps the ``HardwareConfig`` as ``.lowered``
+and runs it with :mod:`._engine`. The runtime interface is the jax target's: ``.params`` (same
+structure and keys), ``.run(inputs, params=None, *, t_max=None, on_overflow=...)`` returning a
+``Recording`` whose ``Spikes`` have the same layout per population, ``.apply``, ``.report()``.
+
+Weights: ``run(inputs, params)`` re-quantizes ``params`` into the existing placement and routing
+(:mod:`._weights`). Where that cannot express the new weights -- a weight changed to a sign that has no
+synapse (``signs=used``), or, with ``saturate=split``, grew beyond its synapses -- and the parameters are
+concrete, the network is placed and routed again with the new weights (counted and shown by
+``report()``); inside ``jax.grad``/``jit`` (traced parameters) it cannot be, so those weights are
+clipped or dropped and counted in the run's health.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+from ....errors import TargetError
+from ....ir import Network
+from ....runtime import (
+    BufferOverflowError,
+    Executable,
+    InputError,
+    JaxExecutable,
+    Recording,
+    Report,
+    Spikes,
+    _default_float,
+    _is_tracer,
+)
+from ..config import HardwareConfig
+from ..report import resource_report
+from ._arrays import Readout, bucket, mock_arrays
+from ._config import MockConfig
+from ._engine import COUNTERS, BatchResult, EngineOptions, MockArrays, run_batch
+from ._neurons import neuron_arrays
+from ._routing import EventTables, event_tables
+from ._weights import WeightLayout, requantize_host, requantize_jax
+
+__all__ = ["MockExecutable", "MockHealth", "MockReport", "compile_mock"]
+
+_OPTIONS = ("t_max", "mock", "chip_seed", "trial_seed", "chip", "spikes_per_neuron", "dtype", "step", "verify_each")
+_UNBOUNDED = 1 << 30  # readout budget of a population without max_spikes
+
+
+class MockHealth(eqx.Module):
+    """Health counters of a run, per sample (``[*batch]``), as the chip's health report would give them.
+
+    ``delayed``: events that waited for a busy PADI bus; ``dropped``: events lost because the bus queue
+    was full; ``late``: spikes timestamped at or after the end of the run (discarded); ``unrecorded``:
+    spikes of neurons whose events reach no FPGA output; ``over_budget``: spikes beyond a neuron's
+    ``max_spikes`` (the chip cannot silence a neuron; the readout discards them); ``iteration_limit``:
+    the run loop's guard stopped the sample early (a bug if it ever happens); ``grazing``: the smallest
+    ``|u_max - threshold| / threshold`` of any membrane maximum (how close a spike decision was).
+    ``saturated``/``lost``: weights clipped, or dropped for want of a synapse of their sign, when the
+    parameters were re-quantized (per run).
+    """
+
+    delayed: Int[Array, "*batch"]
+    dropped: Int[Array, "*batch"]
+    late: Int[Array, "*batch"]
+    unrecorded: Int[Array, "*batch"]
+    over_budget: Int[Array, "*batch"]
+    iteration_limit: Bool[Array, "*batch"]
+    grazing: Float[Array, "*batch"]
+    saturated: Int[Array, ""]
+    lost: Int[Array, ""]
+
+    def totals(self) -> dict[str, int]:
+        """Counters summed over the batch (concrete runs only)."""
+        out = {k: int(np.sum(np.asarray(getattr(self, k)))) for k in (*COUNTERS, "iteration_limit")}
+        out["saturated"] = int(np.asarray(self.saturated))
+        out["lost"] = int(np.asarray(self.lost))
+        return out
+
+    def text(self) -> str:
+        """One line of totals."""
+        return ", ".join(f"{k}={v}" for k, v in self.totals().items())
+
+
+@dataclass(frozen=True)
+class MockReport(Report):
+    """``MockExecutable.report()``: the bss2 resource report, the emulator settings and the last run's health."""
+
+    resource_table: str = ""
+    mock: str = ""
+    placements: list[str] = field(default_factory=list)
+    health: str = "no run yet"
+
+    def __str__(self) -> str:
+        t_max = "per call" if self.t_max is None else f"{self.t_max!r} s"
+        lines = [
+            f"executable '{self.network}' -> target {self.target} ({self.dtype}), t_max = {t_max}",
+            f"pipeline: {self.pipeline}   (compiled in {self.compile_seconds * 1e3:.1f} ms)",
+            f"emulator: {self.schedule}; {self.mock}",
+            "placement: " + "; ".join(self.placements),
+            self.resource_table,
+        ]
+        bufs = ", ".join(f"{k}={v}" for k, v in sorted(self.buffers.items())) or "none"
+        lines.append(f"readout buffers (spikes per sample): {bufs}")
+        lines.append("resources: " + ", ".join(f"{k}={v}" for k, v in self.resources.items()))
+        lines.append(f"health of the last run: {self.health}")
+        if self.remarks:
+            lines.append("remarks:")
+            lines.extend(f"  - {r}" for r in self.remarks)
+        return "\n".join(lines)
+
+
+class _Validation:
+    """The jax target's host-side input checks, which are target-independent, borrowed by duck typing.
+
+    ``JaxExecutable`` implements them as methods reading ``_name``, ``_inputs``, ``_input_sizes``,
+    ``_params`` and ``_t_max``; this object provides exactly those so both targets validate alike.
+    """
+
+    _check_values = staticmethod(JaxExecutable._check_values)
+    check_inputs = JaxExecutable._check_inputs
+    check_params = JaxExecutable._check_params
+    check_t_max = JaxExecutable._check_t_max
+    raise_input_error = staticmethod(JaxExecutable._raise_input_error)
+
+    def __init__(self, name: str, inputs: tuple[tuple[str, int], ...], params: dict, t_max: float | None):
+        self._name = name
+        self._inputs = inputs
+        self._input_sizes = dict(inputs)
+        self._params = params
+        self._t_max = t_max
+
+
+@dataclass
+class _Placement:
+    """One placement and routing of the network and everything derived from its configuration."""
+
+    result: Any
+    config: HardwareConfig
+    tables: EventTables
+    layout: WeightLayout
+    arrays: MockArrays
+    options: EngineOptions
+    readout: Readout
+    synapses: Array
+    reason: str
+
+
+class MockExecutable(Executable):
+    """A network placed and routed on BrainScaleS-2, run on the emulator (``compile_mock``)."""
+
+    target = "bss2-mock"
+
+    def __init__(self, network: Network, options: dict[str, Any], pipeline_options: dict[str, Any]):
+        start = time.perf_counter()
+        self._options = options
+        self._pipeline_options = pipeline_options
+        self._dtype = options["dtype"]
+        self._t_max: float | None = options["t_max"]
+        self.mock: MockConfig = options["mock"]
+        self.chip_seed: int = options["chip_seed"]
+        self.trial_seed: int = options["trial_seed"]
+        self._placements: list[str] = []
+        self._n_traces = 0
+        self._trial = 0
+        self._health: MockHealth | None = None
+        self._current = self._place(network, "initial")
+        compiled = self._current.result.network
+        self._network = compiled
+        self._params = _initial_params(compiled, self._dtype)
+        self._inputs = tuple((n.name, n.size) for n in compiled.nodes if n.kind == "input")
+        self._validation = _Validation(compiled.name, self._inputs, self._params, self._t_max)
+        self._post = jax.jit(self._post_impl, static_argnames=("batch_shape", "placement"))
+        self._seconds = time.perf_counter() - start
+
+    # -- compile -------------------------------------------------------------------------------------------------
+    def _place(self, network: Network, reason: str) -> _Placement:
+        from ....passes import pipeline
+
+        opts = dict(self._pipeline_options)
+        if self._t_max is not None and "runtime" not in opts:
+            opts["runtime"] = self._t_max
+        pipe = pipeline("bss2", **opts)
+        self._pipeline_text = str(pipe)
+        pass_options = {"chip": self._options["chip"]} if self._options["chip"] is not None else {}
+        result = pipe.run(network, options=pass_options, verify_each=self._options["verify_each"])
+        config: HardwareConfig = result.annotations["hardware_config"]
+        quant = result.annotations.get("quantization")
+        split = quant is not None and quant.saturate == "split"
+        shapes = {k: tuple(e.weight.shape) for k, e in zip(result.network.edge_keys(), result.network.edges)}
+        layout = WeightLayout.of(config, shapes, split)
+        placement = self._build(result, config, layout, reason)
+        self._placements.append(reason)
+        return placement
+
+    def _build(self, result: Any, config: HardwareConfig, layout: WeightLayout, reason: str) -> _Placement:
+        tables = event_tables(config)
+        spn = self._options["spikes_per_neuron"]
+        readout: list[tuple[str, int, int]] = []
+        pop_of = np.zeros(tables.n_neurons, np.int64)
+        index = np.zeros(tables.n_neurons, np.int64)
+        budgets = np.zeros(tables.n_neurons, np.int64)
+        sim_of = {int(k): n for n, k in enumerate(tables.neuron_ids)}
+        offset = 0
+        most = 1
+        for name, pm in config.populations.items():
+            if pm.kind != "lif":
+                continue
+            ms = config.neurons[pm.neurons[0]].max_spikes if pm.neurons else None
+            if ms is None and spn is None:
+                raise TargetError(
+                    f"population '{name}' has unbounded max_spikes, so its readout buffer cannot be sized; "
+                    "set max_spikes on the population, or give a bound with "
+                    "compile(..., target='bss2-mock', spikes_per_neuron=N)"
+                )
+            per = ms if ms is not None else int(spn)
+            most = max(most, per)
+            for k in pm.neurons:
+                n = sim_of[int(k)]
+                pop_of[n] = len(readout)
+                index[n] = config.neurons[int(k)].index
+                budgets[n] = ms if ms is not None else _UNBOUNDED
+            readout.append((name, offset, pm.size * per))
+            offset += pm.size * per
+        neurons = neuron_arrays(config, tables.neuron_ids, self.mock, self.chip_seed, budgets)
+        arrays, opts, ro = mock_arrays(
+            config,
+            tables,
+            neurons,
+            layout,
+            tuple(readout),
+            pop_of,
+            index,
+            most,
+            self.mock,
+            self._dtype,
+            self._options["step"],
+        )
+        # Without new parameters the chip runs the configuration's own synapse weights.
+        synapses = jnp.asarray(layout.base.astype(self._dtype))
+        return _Placement(result, config, tables, layout, arrays, opts, ro, synapses, reason)
+
+    def with_config(self, config: HardwareConfig) -> MockExecutable:
+        """A copy that runs ``config`` instead (e.g. a hand-edited or corrupted one) for the same network.
+
+        The emulator follows the given configuration wherever it leads -- a wrong label or row mask
+        delivers spikes to the wrong synapses. Parameters are re-quantized into its projection map.
+        """
+        if not isinstance(config, HardwareConfig):
+            raise TargetError(f"with_config takes a HardwareConfig, got {type(config).__name__}")
+        other = copy.copy(self)
+        cur = self._current
+        layout = WeightLayout.of(config, {k: p.shape for k, p in cur.layout.projections.items()}, cur.layout.split)
+        other._current = other._build(cur.result, config, layout, "given configuration")
+        other._placements = [*self._placements, "given configuration"]
+        other._health = None
+        other._n_traces = 0
+        other._post = jax.jit(other._post_impl, static_argnames=("batch_shape", "placement"))
+        return other
+
+    # -- properties ----------------------------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, dict[str, Array]]:
+        return self._params
+
+    @property
+    def lowered(self) -> HardwareConfig:
+        """The ``HardwareConfig`` the emulator runs (of the current placement)."""
+        return self._current.config
+
+    @property
+    def network(self) -> Network:
+        """The compiled (canonicalized) network; its ``edge_keys()`` key ``params``."""
+        return self._network
+
+    @property
+    def compile_result(self) -> Any:
+        """The bss2 pipeline's ``CompileResult`` of the current placement."""
+        return self._current.result
+
+    @property
+    def n_traces(self) -> int:
+        """How often this executable's run function was traced by ``jit`` (one per distinct input shape).
+
+        The emulator's run loop itself is one program shared by all executables whose sizes round to
+        the same powers of two (:func:`trace_count` counts its traces), so it compiles once per size class.
+        """
+        return self._n_traces
+
+    @property
+    def n_placements(self) -> int:
+        """Placements done so far (1 unless new weights needed synapses the routing lacked)."""
+        return len(self._placements)
+
+    @property
+    def health(self) -> MockHealth | None:
+        """Health counters of the last run with concrete values (``None`` before the first)."""
+        return self._health
+
+    def hardware_config(self, params: Any = None) -> HardwareConfig:
+        """The configuration with ``params`` re-quantized into its synapses (``None``: the current one)."""
+        cur = self._current
+        if params is None:
+            return cur.config
+        checked = self._validation.check_params(params, self._dtype)
+        req = requantize_host(cur.layout, {k: np.asarray(v, np.float64) for k, v in checked["weight"].items()})
+        chip = cur.config.chip
+        weights = req.synapses.reshape(chip.hemispheres, chip.rows_per_hemisphere, chip.columns).astype(np.uint8)
+        rows = tuple(
+            r.model_copy(update={"weights": weights[r.hemisphere, r.row].tobytes().hex()}) for r in cur.config.rows
+        )
+        return cur.config.model_copy(update={"rows": rows})
+
+    # -- running -------------------------------------------------------------------------------------------------
+    def _differentiable_spikes(
+        self,
+        params: dict,
+        inputs: dict[str, tuple[Array, Array]],
+        spikes: dict[str, tuple[Array, Array]],
+        t_max: Array,
+    ) -> dict[str, Array]:
+        """HOOK for hardware-in-the-loop gradients: the recorded spike times, made differentiable.
+
+        Called once per sample (inside ``vmap``) with model units throughout: ``params`` are the
+        parameters with every weight replaced, straight through, by the weight the chip realises
+        (``w + stop_gradient(effective - w)``), ``inputs[name] = (times, neurons)`` the input spikes as
+        the FPGA released them (8 ns grid, straight through to the given times), ``spikes[pop] =
+        (times, neurons)`` what the mock recorded (sorted, padded with ``+inf``/``-1``). Returns
+        ``{pop: times}``. Without a gradient rule the recorded times are constants.
+        """
+        return {pop: lax.stop_gradient(t) for pop, (t, _n) in spikes.items()}
+
+    def _effective_params(self, params: dict) -> dict:
+        """``params`` with each weight replaced, straight through, by what the chip realises (see the hook)."""
+        _, effective, _, _ = requantize_jax(
+            self._current.layout, {k: lax.stop_gradient(v) for k, v in params["weight"].items()}, self._dtype
+        )
+        weight = {
+            k: (v + lax.stop_gradient(effective[k] - v)) if k in effective else v for k, v in params["weight"].items()
+        }
+        return {"weight": weight, "delay": params["delay"]}
+
+    def _flat_inputs(self, times: dict, neurons: dict, n_samples: int) -> tuple[Array, Array, Array]:
+        """Input spikes as ``[batch, events]`` times and global channels (``-1`` padding), both axes padded.
+
+        Events are padded to a power of two, the batch to a power of two (empty samples): sizes then
+        share compiled code. Concrete inputs are assembled on the host.
+        """
+        cur = self._current
+        ts, chs = [], []
+        bad = jnp.zeros((), jnp.int32)
+        xp = np if all(isinstance(v, np.ndarray) for v in (*times.values(), *neurons.values())) else jnp
+        for name, size in self._inputs:
+            t, n = times[name], neurons[name]
+            real = n >= 0
+            invalid = (n < -1) | (real & ((n >= size) | ~xp.isfinite(t) | (t < 0)))
+            if xp is jnp:
+                bad = bad + jnp.sum(invalid)
+            ts.append(t)
+            chs.append(xp.where(real & ~invalid, n + cur.readout.input_offsets[name], -1))
+        if not ts:
+            ts, chs = [np.full((n_samples, 1), np.inf)], [np.full((n_samples, 1), -1, np.int32)]
+        t = xp.concatenate(ts, axis=1)
+        ch = xp.concatenate(chs, axis=1)
+        q, b_pad = bucket(t.shape[1]), bucket(n_samples, 8)
+        t = xp.pad(t, ((0, b_pad - n_samples), (0, q - t.shape[1])), constant_values=np.inf)
+        ch = xp.pad(ch, ((0, b_pad - n_samples), (0, q - ch.shape[1])), constant_values=-1)
+        return jnp.asarray(t, self._dtype), jnp.asarray(ch, jnp.int32), bad
+
+    def _flat_weights(self, params: dict) -> Array:
+        ro = self._current.readout
+        parts = [jnp.ravel(params["weight"][k]) for k in ro.weight_offsets]
+        flat = jnp.concatenate(parts) if parts else jnp.zeros(0, self._dtype)
+        return jnp.pad(flat.astype(self._dtype), (0, ro.weight_length - flat.shape[0]))
+
+    def _post_impl(
+        self,
+        res: BatchResult,
+        params: dict,
+        times: dict,
+        neurons: dict,
+        t_max: Array,
+        batch_shape: tuple[int, ...],
+        placement: int,
+    ) -> tuple[Recording, MockHealth]:
+        """Readout buffers -> ``Recording`` (model units) through the gradient hook, and the health counters."""
+        self._n_traces += 1
+        cur = self._current
+        n_samples = int(np.prod(batch_shape)) if batch_shape else 1
+        res = jax.tree_util.tree_map(lambda x: x[:n_samples] if x.ndim else x, res)  # drop the batch padding
+
+        def shaped(x: Array) -> Array:
+            return jnp.reshape(x, batch_shape + x.shape[1:])
+
+        spikes: dict[str, tuple[Array, Array]] = {}
+        overflow: dict[str, Array] = {}
+        for p, (name, off, cap) in enumerate(cur.readout.populations):
+            t = res.rec_time[:, off : off + cap] * cur.arrays.tick_model
+            spikes[name] = (t, res.rec_index[:, off : off + cap])
+            overflow[name] = shaped(res.overflow[:, p])
+        if self._inputs:
+            st_params = self._effective_params(params)
+            tick = cur.arrays.tick_model
+
+            def hook(ts: dict, ns: dict, sp: dict) -> dict:
+                released = {}
+                for name, _size in self._inputs:
+                    t = ts[name]
+                    q = jnp.floor(t / tick + 0.5) * tick
+                    released[name] = (t + lax.stop_gradient(jnp.where(jnp.isfinite(t), q - t, 0.0)), ns[name])
+                return self._differentiable_spikes(st_params, released, sp, t_max)
+
+            diff_times = jax.vmap(hook)(times, neurons, spikes)
+        else:
+            diff_times = {k: lax.stop_gradient(v[0]) for k, v in spikes.items()}
+        rec = Recording(
+            spikes={k: Spikes(times=shaped(diff_times[k]), neurons=shaped(n)) for k, (_t, n) in spikes.items()},
+            overflow=overflow,
+            traces={},
+            t_max=t_max,
+        )
+        c = res.counters
+        health = MockHealth(
+            delayed=shaped(c[:, 0]),
+            dropped=shaped(c[:, 1]),
+            late=shaped(c[:, 2]),
+            unrecorded=shaped(c[:, 3]),
+            over_budget=shaped(c[:, 4]),
+            iteration_limit=shaped(res.limit_hit),
+            grazing=shaped(res.gap),
+            saturated=res.saturated,
+            lost=res.lost,
+        )
+        return rec, health
+
+    def run_with_health(
+        self,
+        inputs: Mapping[str, Spikes],
+        params: Any = None,
+        *,
+        t_max: float | None = None,
+        on_overflow: Literal["flag", "raise"] = "flag",
+        trial: int | None = None,
+    ) -> tuple[Recording, MockHealth]:
+        """:meth:`run`, also returning the run's :class:`MockHealth` (per sample)."""
+        if on_overflow not in ("flag", "raise"):
+            raise InputError(f"run(on_overflow={on_overflow!r}): use 'flag' (default) or 'raise'")
+        dtype = self._dtype
+        if dtype == np.float64 and not jax.config.jax_enable_x64:
+            raise InputError(
+                "this executable was compiled for float64 but 64-bit JAX is now off; "
+                "enable it again (jax.config.update('jax_enable_x64', True)) or recompile"
+            )
+        val = self._validation
+        t_max_val = val.check_t_max(t_max)
+        checked = val.check_params(params, dtype) if params is not None else self._params
+        traced = any(_is_tracer(v) for v in jax.tree_util.tree_leaves(checked))
+        saturated = lost = 0
+        synapses: Any = self._current.synapses  # params None, or traced: re-quantized inside jit
+        if params is not None and not traced:
+            self._check_delays(checked)
+            weights = {k: np.asarray(v, np.float64) for k, v in checked["weight"].items()}
+            req = requantize_host(self._current.layout, weights)
+            if req.needs_placement:
+                self._replace(weights, "; ".join(req.needs_placement))
+                req = requantize_host(self._current.layout, weights)
+            synapses = jnp.asarray(req.synapses.astype(dtype))
+            saturated, lost = req.saturated, req.lost
+        cur = self._current
+        times, neurons, batch_shape, host_checked = val.check_inputs(inputs, dtype)
+        n_samples = int(np.prod(batch_shape)) if batch_shape else 1
+        ev_t, ev_ch, n_bad = self._flat_inputs(times, neurons, n_samples)
+        b_pad = ev_t.shape[0]
+        if trial is None:
+            trial = self._trial
+            self._trial += 1
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(self.trial_seed), trial), b_pad)
+        chip = cur.config.chip
+        noise = jnp.asarray(
+            [self.mock.jitter * chip.fpga_clock, self.mock.readout_delay * chip.fpga_clock, self.mock.threshold_noise],
+            dtype,
+        )
+        t_arg = t_max_val if _is_tracer(t_max_val) else jnp.asarray(t_max_val, dtype)
+        flat_w = self._flat_weights(checked) if traced else jnp.zeros(cur.readout.weight_length, dtype)
+        res = run_batch(cur.arrays, synapses, flat_w, ev_t, ev_ch, t_arg, keys, noise, cur.options, traced)
+
+        rec, health = self._post(
+            res, checked, times, neurons, t_arg, batch_shape=batch_shape, placement=len(self._placements)
+        )
+        health = eqx.tree_at(
+            lambda h: (h.saturated, h.lost), health, (health.saturated + saturated, health.lost + lost)
+        )
+        if not host_checked:
+            val.raise_input_error(n_bad)
+        if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
+            self._health = health
+        if on_overflow == "raise":
+            self._raise_overflow(rec)
+        return rec, health
+
+    def run(
+        self,
+        inputs: Mapping[str, Spikes],
+        params: Any = None,
+        *,
+        t_max: float | None = None,
+        on_overflow: Literal["flag", "raise"] = "flag",
+        trial: int | None = None,
+    ) -> Recording:
+        """Run ``inputs`` on the emulated chip over ``[0, t_max)``; ``vmap``-ed, one ``jit`` trace per input shape.
+
+        ``params`` (default :attr:`params`) are re-quantized into the existing routing. ``t_max``
+        overrides the compile-time window (no retracing). ``on_overflow="raise"`` raises
+        :class:`~snncomp.runtime.BufferOverflowError` when a readout buffer was too small. ``trial``
+        selects the trial-to-trial noise (default: a counter, so repeated runs differ as on the chip;
+        the sequence is fixed by ``trial_seed``). The run's health counters are kept in :attr:`health`.
+        """
+        return self.run_with_health(inputs, params, t_max=t_max, on_overflow=on_overflow, trial=trial)[0]
+
+    def _check_delays(self, params: dict) -> None:
+        for key, d in params["delay"].items():
+            if float(np.asarray(d)) != 0.0:
+                raise InputError(
+                    f"params['delay']['{key}'] = {float(np.asarray(d))!r}: BrainScaleS-2 has no programmable "
+                    "synaptic delay; keep delays at 0 on the bss2-mock target"
+                )
+
+    def _replace(self, weights: dict[str, np.ndarray], reason: str) -> None:
+        """Place and route again with ``weights`` (the current routing cannot express them)."""
+        net = self._network
+        edges = tuple(
+            e.model_copy(update={"weight": np.asarray(weights[k], np.float64).astype(e.weight.dtype)})
+            for k, e in zip(net.edge_keys(), net.edges)
+        )
+        self._current = self._place(net.replace(edges=edges), f"redone: {reason}")
+
+    def _raise_overflow(self, rec: Recording) -> None:
+        caps = {name: cap for name, _o, cap in self._current.readout.populations}
+        for name, flag in rec.overflow.items():
+            if _is_tracer(flag):
+                return
+            f = np.asarray(flag)
+            if f.any():
+                samples = np.argwhere(f.reshape(-1)).reshape(-1)
+                shown = ", ".join(map(str, samples[:5])) + (", ..." if samples.size > 5 else "")
+                size = self._current.config.populations[name].size
+                raise BufferOverflowError(
+                    f"population '{name}' emitted more spikes than its readout buffer of {caps[name]} "
+                    f"({size} neurons x {caps[name] // max(1, size)} spikes) in {samples.size} of {f.size} "
+                    f"sample(s) (flat sample index {shown}); enlarge it with "
+                    "compile(..., target='bss2-mock', spikes_per_neuron=N), or bound the population with max_spikes"
+                )
+
+    # -- reporting -----------------------------------------------------------------------------------------------
+    def report(self) -> MockReport:
+        cur = self._current
+        net = self._network
+        res = resource_report(cur.config)
+        resources = {
+            "populations": sum(1 for n in net.nodes if n.kind != "input"),
+            "neurons": sum(n.size for n in net.nodes if n.kind != "input"),
+            "inputs": sum(n.size for n in net.nodes if n.kind == "input"),
+            "projections": len(net.edges),
+            "synapses": sum(p.synapses for p in cur.config.projections.values()),
+            "event_lanes": cur.tables.n_lanes,
+            "synapse_contacts": len(cur.tables.contact_lane),
+            "trainable_weights": sum(int(np.prod(w.shape)) for w in self._params["weight"].values()),
+        }
+        remarks = [str(r) for r in cur.result.remarks]
+        if cur.tables.ignored_nodes:
+            remarks.append(f"{cur.tables.ignored_nodes} crossbar node(s) the chip does not have were ignored")
+        return MockReport(
+            target=self.target,
+            network=net.name,
+            dtype=str(np.dtype(self._dtype)),
+            t_max=self._t_max,
+            pipeline=self._pipeline_text,
+            schedule=f"time-stepped on the {cur.config.chip.timestamp * 1e9:g} ns FPGA clock, exact between events",
+            stages=[],
+            buffers={name: cap for name, _o, cap in cur.readout.populations},
+            resources=resources,
+            compile_seconds=self._seconds,
+            remarks=remarks,
+            resource_table=res.table(),
+            mock=f"mock {self.mock.text()}; chip_seed={self.chip_seed}, trial_seed={self.trial_seed}",
+            placements=[f"{i + 1}: {r}" for i, r in enumerate(self._placements)],
+            health=self._health.text() if self._health is not None else "no run yet",
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"MockExecutable(network={self._network.name!r}, dtype={np.dtype(self._dtype)}, t_max={self._t_max}, "
+            f"mock={self.mock.text()!r})"
+        )
+
+
+def _initial_params(net: Network, dtype: np.dtype) -> dict[str, dict[str, Array]]:
+    """``{"weight": {edge_key: [src, tgt]}, "delay": {edge_key: scalar}}``, as the jax target builds them."""
+    weight: dict[str, Array] = {}
+    delay: dict[str, Array] = {}
+    for key, e in zip(net.edge_keys(), net.edges):
+        weight[key] = jnp.asarray(np.asarray(e.weight, np.float64).astype(dtype))
+        delay[key] = jnp.asarray(np.asarray(e.delay, np.float64).astype(dtype))
+    return {"weight": weight, "delay": delay}
+
+
+def compile_mock(network: Any, **options: Any) -> MockExecutable:
+    """Compile ``network`` for BrainScaleS-2 and return an executable that runs on the emulator.
+
+    Options: ``t_max`` (window in model seconds, overridable per run), ``mock`` (a :class:`MockConfig`,
+    default :meth:`MockConfig.ideal`), ``chip_seed`` (fixed-pattern noise, default 0), ``trial_seed``
+    (trial-to-trial noise, default 0), ``chip`` (a ``ChipSpec``), ``spikes_per_neuron`` (readout bound of
+    populations without ``max_spikes``), ``dtype`` (float32 default, float64 under ``jax_enable_x64``),
+    ``step`` (the emulator's longest integration step while a neuron may cross threshold, in 8 ns FPGA
+    ticks, default 16; numerics only), ``verify_each`` (re-verify after every pass, default True). Any
+    other option sets a bss2 pass option by name (``signs="used"``, ``saturate="split"``, ``scale=40``,
+    ``strategy="first-fit"``, ``speedup=…``).
+    """
+    from ....dsl import Network as Builder
+    from ....passes import pipeline
+
+    if isinstance(network, Builder):
+        network = network.build()
+    if not isinstance(network, Network):
+        raise TargetError(
+            f"compile() takes an snncomp.ir.Network (or an snncomp.Network builder), got {type(network).__name__}"
+        )
+    pass_options = {k: v for k, v in options.items() if k not in _OPTIONS}
+    valid = sorted({f.name for p in pipeline("bss2") for f in dataclasses.fields(p)})
+    unknown = sorted(k for k in pass_options if k not in valid)
+    if unknown:
+        raise TargetError(
+            f"target 'bss2-mock' has no option {', '.join(map(repr, unknown))}; valid options: "
+            f"{', '.join(_OPTIONS)}, and the bss2 pass options {', '.join(valid)}"
+        )
+    t_max = options.get("t_max")
+    if t_max is not None:
+        t = float(t_max)
+        if not np.isfinite(t) or t <= 0:
+            raise TargetError(f"t_max must be a finite time > 0 in seconds, got {t_max!r}")
+        t_max = t
+    dtype_opt = options.get("dtype")
+    dtype = _default_float() if dtype_opt is None else np.dtype(dtype_opt)
+    if dtype not in (np.float32, np.float64):
+        raise TargetError(f"dtype must be float32 or float64, got {dtype_opt!r}")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise TargetError(
+            "dtype float64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) before compiling"
+        )
+    mock = options.get("mock") or MockConfig.ideal()
+    if not isinstance(mock, MockConfig):
+        raise TargetError(f"option mock must be a MockConfig (MockConfig.ideal() or .realistic()), got {mock!r}")
+    step = int(options.get("step", 16))
+    if not 1 <= step <= 1024:
+        raise TargetError(f"step must be 1..1024 FPGA ticks (the emulator's longest integration step), got {step!r}")
+    spn = options.get("spikes_per_neuron")
+    if spn is not None and int(spn) < 1:
+        raise TargetError(f"spikes_per_neuron must be >= 1, got {spn!r}")
+    own = {
+        "t_max": t_max,
+        "mock": mock,
+        "chip_seed": int(options.get("chip_seed", 0)),
+        "trial_seed": int(options.get("trial_seed", 0)),
+        "chip": options.get("chip"),
+        "spikes_per_neuron": None if spn is None else int(spn),
+        "dtype": dtype,
+        "verify_each": bool(options.get("verify_each", True)),
+        "step": step,
+    }
+    return MockExecutable(network, own, pass_options)
