@@ -134,6 +134,25 @@ def _latest_checkpoint(directory: Path) -> Path | None:
 
 
 # -- evaluation ------------------------------------------------------------------------------------
+_EVAL_CACHE: dict[tuple[int, int, int], Any] = {}
+
+
+def _metrics_fn(exe: Trainable, loss: Callable, accuracy: Callable | None) -> Any:
+    """The jitted per-batch (loss, accuracy) function, built once per (executable, loss, accuracy)."""
+    key = (id(exe), id(loss), id(accuracy))
+    if key not in _EVAL_CACHE:
+
+        @jax.jit
+        def batch_metrics(p: Any, inputs: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
+            rec = exe.apply(p, inputs)
+            acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
+            return loss(rec, targets), acc
+
+        # Keep the objects alive with the cache entry, so their ids cannot be reused by others.
+        _EVAL_CACHE[key] = (batch_metrics, exe, loss, accuracy)
+    return _EVAL_CACHE[key][0]
+
+
 def evaluate(
     exe: Trainable,
     loss: Callable[[Any, Any], jax.Array],
@@ -143,16 +162,10 @@ def evaluate(
     batch_size: int = 256,
     accuracy: Callable[[Any, Any], jax.Array] | None = None,
 ) -> dict[str, float]:
-    """Mean loss (and accuracy) over every sample of ``data``."""
+    """Mean loss (and accuracy) over every sample of ``data`` (jitted once per executable and loss)."""
     params = exe.params if params is None else params
     n = _n_samples(data)
-
-    @jax.jit
-    def batch_metrics(p: Any, inputs: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
-        rec = exe.apply(p, inputs)
-        acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
-        return loss(rec, targets), acc
-
+    batch_metrics = _metrics_fn(exe, loss, accuracy)
     total_loss, total_acc = 0.0, 0.0
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
