@@ -174,9 +174,10 @@ def simulate(
         start_star = at_start[n_star]
         spike = candidate & (start_star | ok)
         c_star = jnp.where(start_star, t, jnp.minimum(t + s_star, t_next))
-        # A rejected candidate (its maximum stays below threshold) still ends the step: nobody else was
-        # estimated to cross before it.
-        t_new = jnp.where(spike, c_star, jnp.where(candidate, jnp.minimum(c_est[n_star], t_next), t_next))
+        # A rejected candidate (its maximum stays below threshold on the exact trajectory) cannot cross in
+        # this step: go on to the next candidate's estimated crossing (or the end of the step).
+        c_next = jnp.min(jnp.where(jnp.arange(N) == n_star, inf, c_est))
+        t_new = jnp.where(spike, c_star, jnp.where(c_next > c_est[n_star], jnp.minimum(c_next, t_next), t_next))
         u2, ie2, ii2 = evolve(u, ie, ii, t_new - t, nz.a, nz.be, nz.bi)
         u2 = jnp.where(clamped, u, u2)
         rel_gap = jnp.min(jnp.where(free, gap / jnp.abs(nz.theta), inf))
