@@ -2,7 +2,8 @@
 
 Importing this package registers the ``bss2`` pipeline (``snncomp.pipeline("bss2")``); the passes
 live in :mod:`snncomp.targets.bss2.passes` and join the pass registry on first lookup. Heavier names
-load lazily.
+load lazily, among them the chip emulator (:mod:`snncomp.targets.bss2.mock`: ``compile_mock``,
+``MockConfig``, ``MockExecutable``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ _LAZY = {
     "realise": ("check", "realise"),
     "check_config": ("check", "check_config"),
     "check_annotations": ("check", "check_annotations"),
+    # The emulator (target "bss2-mock") pulls in JAX, so it loads only when asked for.
+    "MockConfig": ("mock", "MockConfig"),
+    "MockExecutable": ("mock", "MockExecutable"),
+    "compile_mock": ("mock", "compile_mock"),
 }
 
 
