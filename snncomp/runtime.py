@@ -690,6 +690,11 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
 
         with contextlib.suppress(ImportError):  # the bss2 package registers its targets on import
             importlib.import_module("snncomp.targets.bss2")
+    if target == "bss2-mock" and target not in _TARGETS:
+        # The emulator loads on first use, so `import snncomp` does not pay for it.
+        from .targets.bss2.mock import compile_mock
+
+        register_target("bss2-mock", compile_mock)
     if target in _TARGETS:
         return _TARGETS[target](network, **options)
     if target in _UNAVAILABLE:

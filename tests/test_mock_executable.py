@@ -92,6 +92,8 @@ def test_inputs_are_validated_like_the_jax_target(exe: MockExecutable) -> None:
         exe.run(_inputs(), {"weight": {}})
     with pytest.raises(InputError, match="no programmable synaptic delay"):
         exe.run(_inputs(), {**exe.params, "delay": {k: jnp.asarray(1e-3) for k in exe.params["delay"]}})
+    with pytest.raises(InputError, match="spikes only"):
+        exe.run(_inputs(), trace_times=np.linspace(0, 1e-3, 3))
     with pytest.raises(InputError, match="on_overflow"):
         exe.run(_inputs(), on_overflow="ignore")  # type: ignore[arg-type]
 
@@ -169,7 +171,9 @@ def test_saturated_and_lost_weights_are_counted_or_replaced() -> None:
     _, health = exe.run_with_health(_inputs(), flipped)
     assert exe.n_placements == 2  # signs=used has no synapse for the new sign: placed and routed again
     assert int(health.lost) == 0
-    assert "redone" in str(exe.report())
+    assert "placement 2: redone" in str(exe.report())
+    exe.run(_inputs())  # the original weights fit the first placement again: it is reused, not redone
+    assert exe.n_placements == 2 and "back to placement 1" in str(exe.report())
     # Inside jax.grad the routing cannot change: the weights without a synapse are dropped and counted.
     exe2 = compile_mock(_net(seed=4), t_max=T_MAX, signs="used")
 
@@ -212,3 +216,17 @@ def test_float64_needs_x64() -> None:
         exe = compile_mock(_net(), t_max=T_MAX, dtype="float64", mock=MockConfig.realistic())
         rec = exe.run(_inputs())
         assert rec.spikes["o"].times.dtype == jnp.float64
+
+
+def test_snncomp_compile_reaches_the_mock() -> None:
+    import snncomp
+    from snncomp.targets.bss2.mock import MockExecutable
+
+    net = snncomp.Network("tiny")
+    x = net.input("x", 2)
+    h = net.lif("h", 3, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    net.connect(x, h, weight=1.5)
+    exe = snncomp.compile(net, target="bss2-mock", t_max=0.02)
+    assert isinstance(exe, MockExecutable)
+    rec = exe.run({"x": snncomp.Spikes.from_lists([[1e-3, 2e-3]], [[0, 1]])})
+    assert set(rec.spikes) == {"h"}
