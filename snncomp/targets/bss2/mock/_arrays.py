@@ -19,7 +19,7 @@ from ._neurons import NeuronArrays
 from ._routing import EventTables
 from ._weights import WeightLayout
 
-__all__ = ["Readout", "bucket", "mock_arrays"]
+__all__ = ["ReadoutLayout", "bucket", "mock_arrays"]
 
 _MAX_NOISE_SLOTS = 64  # per-neuron noise draws per run; later spikes reuse the last one
 _NEVER = 1e30  # threshold of padding neurons
@@ -35,8 +35,13 @@ def bucket(n: int, minimum: int = _MIN) -> int:
 
 
 @dataclass(frozen=True)
-class Readout:
-    """The readout buffers: ``(population, offset, capacity)`` each, in configuration order."""
+class ReadoutLayout:
+    """Host-side layout of the padded arrays.
+
+    ``populations``: ``(population, offset, capacity)`` of every readout buffer, in configuration order;
+    ``input_offsets``: the first global input channel of every input population; ``weight_offsets``: where
+    each projection's ``[source, target]`` weights start in the flat weight vector of ``weight_length``.
+    """
 
     populations: tuple[tuple[str, int, int], ...]
     input_offsets: dict[str, int]
@@ -56,7 +61,7 @@ def mock_arrays(
     mock: MockConfig,
     dtype: np.dtype,
     step: int,
-) -> tuple[MockArrays, EngineOptions, Readout]:
+) -> tuple[MockArrays, EngineOptions, ReadoutLayout]:
     """Pad and upload one placement; ``readout`` lists ``(population, offset, capacity)`` per buffer."""
     chip = config.chip
     N = tables.n_neurons
@@ -113,7 +118,7 @@ def mock_arrays(
     for i, r in enumerate(channels):
         input_sources[i, : len(r)] = r
 
-    # Readout slots: the population (block) of each, padding after every population.
+    # ReadoutLayout slots: the population (block) of each, padding after every population.
     e_total = sum(c for _p, _o, c in readout)
     e_pad = bucket(e_total, 256)
     block = np.full(e_pad, pops, np.int64)
@@ -167,4 +172,4 @@ def mock_arrays(
         step=step,
         newton=2 if step <= 16 else (3 if step <= 64 else 4),
     )
-    return arrays, opts, Readout(readout, input_offsets, weight_offsets, bucket(length, 1024))
+    return arrays, opts, ReadoutLayout(readout, input_offsets, weight_offsets, bucket(length, 1024))

@@ -45,7 +45,7 @@ from ....runtime import (
 )
 from ..config import HardwareConfig
 from ..report import resource_report
-from ._arrays import Readout, bucket, mock_arrays
+from ._arrays import ReadoutLayout, bucket, mock_arrays
 from ._config import MockConfig
 from ._engine import COUNTERS, BatchResult, EngineOptions, MockArrays, run_batch
 from ._neurons import neuron_arrays
@@ -152,7 +152,7 @@ class _Placement:
     layout: WeightLayout
     arrays: MockArrays
     options: EngineOptions
-    readout: Readout
+    readout: ReadoutLayout
     synapses: Array
     reason: str
 
@@ -171,7 +171,8 @@ class MockExecutable(Executable):
         self.mock: MockConfig = options["mock"]
         self.chip_seed: int = options["chip_seed"]
         self.trial_seed: int = options["trial_seed"]
-        self._placements: list[str] = []
+        self._cache: list[_Placement] = []  # every placement made, reused when new weights fit one again
+        self._events: list[str] = []
         self._n_traces = 0
         self._trial = 0
         self._health: MockHealth | None = None
@@ -201,7 +202,8 @@ class MockExecutable(Executable):
         shapes = {k: tuple(e.weight.shape) for k, e in zip(result.network.edge_keys(), result.network.edges)}
         layout = WeightLayout.of(config, shapes, split)
         placement = self._build(result, config, layout, reason)
-        self._placements.append(reason)
+        self._cache.append(placement)
+        self._events.append(f"placement {len(self._cache)}: {reason}")
         return placement
 
     def _build(self, result: Any, config: HardwareConfig, layout: WeightLayout, reason: str) -> _Placement:
@@ -263,7 +265,8 @@ class MockExecutable(Executable):
         cur = self._current
         layout = WeightLayout.of(config, {k: p.shape for k, p in cur.layout.projections.items()}, cur.layout.split)
         other._current = other._build(cur.result, config, layout, "given configuration")
-        other._placements = [*self._placements, "given configuration"]
+        other._cache = [other._current]
+        other._events = [*self._events, "given configuration"]
         other._health = None
         other._n_traces = 0
         other._post = jax.jit(other._post_impl, static_argnames=("batch_shape", "placement"))
@@ -301,7 +304,7 @@ class MockExecutable(Executable):
     @property
     def n_placements(self) -> int:
         """Placements done so far (1 unless new weights needed synapses the routing lacked)."""
-        return len(self._placements)
+        return len(self._cache)
 
     @property
     def health(self) -> MockHealth | None:
@@ -452,8 +455,15 @@ class MockExecutable(Executable):
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
         trial: int | None = None,
+        trace_times: Any = None,
+        trace_populations: Any = None,
     ) -> tuple[Recording, MockHealth]:
         """:meth:`run`, also returning the run's :class:`MockHealth` (per sample)."""
+        if trace_times is not None or trace_populations is not None:
+            raise InputError(
+                "the bss2-mock target records spikes only: membrane traces would need the CADC/MADC, which the "
+                "emulator does not model; trace on target 'jax' (snncomp.compile(net, target='jax'))"
+            )
         if on_overflow not in ("flag", "raise"):
             raise InputError(f"run(on_overflow={on_overflow!r}): use 'flag' (default) or 'raise'")
         dtype = self._dtype
@@ -467,6 +477,10 @@ class MockExecutable(Executable):
         checked = val.check_params(params, dtype) if params is not None else self._params
         traced = any(_is_tracer(v) for v in jax.tree_util.tree_leaves(checked))
         saturated = lost = 0
+        if params is None and self._current is not self._cache[0]:
+            # The first placement was made for the compiled parameters, so it always holds them.
+            self._current = self._cache[0]
+            self._events.append("back to placement 1: the compiled parameters")
         synapses: Any = self._current.synapses  # params None, or traced: re-quantized inside jit
         if params is not None and not traced:
             self._check_delays(checked)
@@ -496,7 +510,7 @@ class MockExecutable(Executable):
         res = run_batch(cur.arrays, synapses, flat_w, ev_t, ev_ch, t_arg, keys, noise, cur.options, traced)
 
         rec, health = self._post(
-            res, checked, times, neurons, t_arg, batch_shape=batch_shape, placement=len(self._placements)
+            res, checked, times, neurons, t_arg, batch_shape=batch_shape, placement=self._cache.index(cur)
         )
         health = eqx.tree_at(
             lambda h: (h.saturated, h.lost), health, (health.saturated + saturated, health.lost + lost)
@@ -517,6 +531,8 @@ class MockExecutable(Executable):
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
         trial: int | None = None,
+        trace_times: Any = None,
+        trace_populations: Any = None,
     ) -> Recording:
         """Run ``inputs`` on the emulated chip over ``[0, t_max)``; ``vmap``-ed, one ``jit`` trace per input shape.
 
@@ -526,7 +542,15 @@ class MockExecutable(Executable):
         selects the trial-to-trial noise (default: a counter, so repeated runs differ as on the chip;
         the sequence is fixed by ``trial_seed``). The run's health counters are kept in :attr:`health`.
         """
-        return self.run_with_health(inputs, params, t_max=t_max, on_overflow=on_overflow, trial=trial)[0]
+        return self.run_with_health(
+            inputs,
+            params,
+            t_max=t_max,
+            on_overflow=on_overflow,
+            trial=trial,
+            trace_times=trace_times,
+            trace_populations=trace_populations,
+        )[0]
 
     def _check_delays(self, params: dict) -> None:
         for key, d in params["delay"].items():
@@ -537,7 +561,12 @@ class MockExecutable(Executable):
                 )
 
     def _replace(self, weights: dict[str, np.ndarray], reason: str) -> None:
-        """Place and route again with ``weights`` (the current routing cannot express them)."""
+        """Switch to a placement that can hold ``weights``: a cached one if any fits, else a new one."""
+        for k, cached in enumerate(self._cache):
+            if cached is not self._current and not requantize_host(cached.layout, weights).needs_placement:
+                self._current = cached
+                self._events.append(f"back to placement {k + 1}: {reason}")
+                return
         net = self._network
         edges = tuple(
             e.model_copy(update={"weight": np.asarray(weights[k], np.float64).astype(e.weight.dtype)})
@@ -594,7 +623,7 @@ class MockExecutable(Executable):
             remarks=remarks,
             resource_table=res.table(),
             mock=f"mock {self.mock.text()}; chip_seed={self.chip_seed}, trial_seed={self.trial_seed}",
-            placements=[f"{i + 1}: {r}" for i, r in enumerate(self._placements)],
+            placements=list(self._events),
             health=self._health.text() if self._health is not None else "no run yet",
         )
 

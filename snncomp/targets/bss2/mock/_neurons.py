@@ -3,8 +3,9 @@
 Units inside the emulator: time in FPGA clock cycles (*ticks*, 8 ns), potentials in CADC LSB relative to
 each neuron's own leak potential, synaptic input in LSB. ``NeuronArrays`` holds what the run needs
 (rates ``tick / tau``, threshold, reset, gains, refractory timing, spike budget); ``neuron_arrays`` builds
-it from the ``HardwareConfig`` and a ``MockConfig``, drawing the fixed-pattern noise per circuit from
-``chip_seed`` so that it is a property of the (emulated) silicon, not of the network.
+its fields (host arrays, padded later) from the ``HardwareConfig`` and a ``MockConfig``, drawing the
+fixed-pattern noise per circuit from ``chip_seed`` so that it is a property of the (emulated) silicon,
+not of the network.
 """
 
 from __future__ import annotations
