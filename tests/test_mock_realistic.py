@@ -109,3 +109,12 @@ def test_deviations_from_the_ideal_chip_stay_within_documented_bounds(
             assert flips <= max_flips, stats[-1]
             assert low <= median <= high, stats[-1]
     print(f"{preset} vs ideal (chip seed, population, median |dt| [hw s], flipped fraction):", stats)
+
+
+def test_unquantized_timestamps_are_the_crossing_times(ideal: dict[str, np.ndarray]) -> None:
+    rec = compile_mock(_net(), t_max=T_MAX, mock=MockConfig(quantize_timestamps=False)).run(_inputs())
+    exact, stamped = _first(rec, "hidden", 40), ideal["hidden"]
+    assert np.array_equal(np.isfinite(exact), np.isfinite(stamped))
+    fin = np.isfinite(exact)
+    lag = (exact[fin] - stamped[fin]) / TICK
+    assert np.all(lag >= -1e-3) and np.all(lag < 1 + 1e-3) and np.any(lag > 0.01)

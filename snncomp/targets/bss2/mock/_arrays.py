@@ -167,6 +167,7 @@ def mock_arrays(
         record_total=e_pad,
         noise_slots=bucket(min(_MAX_NOISE_SLOTS, per_neuron + 1), 8),
         noisy=mock.jitter > 0 or mock.threshold_noise > 0,
+        quantize_timestamps=mock.quantize_timestamps,
         split=layout.split,
         w_max=layout.w_max,
         step=step,

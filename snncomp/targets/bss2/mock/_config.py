@@ -49,6 +49,11 @@ class MockConfig(BaseModel):
     readout_delay: float = Field(
         default=0.0, ge=0, description="constant latency added to recorded spike times, hardware s (jaxsnn: 80 ns)"
     )
+    quantize_timestamps: bool = Field(
+        default=True,
+        description="record spike times in whole FPGA cycles (8 ns), as the chip does; False records the exact "
+        "crossing times, which no chip does (for comparing gradients with the software model)",
+    )
     refractory_clock_phase: bool = Field(
         default=False,
         description="refractory counter counts edges of its clock, so the period is shortened by the clock phase "

@@ -74,6 +74,7 @@ class EngineOptions:
     record_total: int
     noise_slots: int
     noisy: bool = False
+    quantize_timestamps: bool = True
     split: bool = False
     w_max: int = 63
     step: int = 16
@@ -230,7 +231,9 @@ def simulate(
         u2 = jnp.where(spike & (jnp.arange(N) == n_star), nz.reset, u2)
         ref_end = jnp.where(spike & (jnp.arange(N) == n_star), ref_end_star, c["ref_end"])
         nspk = c["nspk"] + (spike & (jnp.arange(N) == n_star)).astype(jnp.int32)
-        stamp = jnp.maximum(jnp.floor(c_star + readout_delay + jitter[n_star, jnp.minimum(k_old, J - 1)]), 0.0)
+        stamp = jnp.maximum(c_star + readout_delay + jitter[n_star, jnp.minimum(k_old, J - 1)], 0.0)
+        if opts.quantize_timestamps:
+            stamp = jnp.floor(stamp)  # the FPGA counts whole cycles
         recorded = spike & tables.recorded[n_star]
         late = recorded & (stamp >= t_end)
         over_budget = recorded & ~late & (k_old >= nz.budget[n_star])
