@@ -288,6 +288,190 @@ def _fail_inputs(where: str, problem: str) -> InputError:
     return InputError(f"{where}: {problem}")
 
 
+# -- input checks shared by every target ------------------------------------------------------------
+def check_run_options(on_overflow: str, dtype: np.dtype) -> None:
+    """The run options every target shares: ``on_overflow`` and a float64 executable under 32-bit JAX."""
+    if on_overflow not in ("flag", "raise"):
+        raise InputError(f"run(on_overflow={on_overflow!r}): use 'flag' (default) or 'raise'")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise InputError(
+            "this executable was compiled for float64 but 64-bit JAX is now off; "
+            "enable it again (jax.config.update('jax_enable_x64', True)) or recompile"
+        )
+
+
+def check_t_max(t_max: Any, default: float | None) -> Any:
+    """``t_max`` of a run (or the compile-time ``default``): a finite time > 0, or a tracer."""
+    value = default if t_max is None else t_max
+    if value is None:
+        raise InputError(
+            "no simulated window: pass t_max to snncomp.compile(..., t_max=0.05) or to run(..., t_max=0.05)"
+        )
+    if _is_tracer(value):
+        return value
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise InputError(f"t_max must be a finite time > 0 in seconds, got {value!r}")
+    return v
+
+
+def check_params(params: Any, reference: dict[str, dict[str, Array]], dtype: np.dtype) -> dict:
+    """``params`` with the structure and shapes of ``reference`` (an executable's ``params``), cast to ``dtype``."""
+    if params is None:
+        return reference
+    if not isinstance(params, Mapping) or set(params) != {"weight", "delay"}:
+        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+        raise InputError(f"params must be a dict with keys 'weight' and 'delay' (like exe.params), got {got}")
+    out: dict[str, dict[str, Array]] = {}
+    for group in ("weight", "delay"):
+        want = reference[group]
+        got = params[group]
+        if not isinstance(got, Mapping) or set(got) != set(want):
+            have = sorted(got) if isinstance(got, Mapping) else type(got).__name__
+            raise InputError(f"params['{group}'] must have the keys {sorted(want)} (edge keys), got {have}")
+        out[group] = {}
+        for key, ref in want.items():
+            value = got[key]
+            shape = tuple(np.shape(value))
+            if shape != tuple(ref.shape):
+                raise InputError(f"params['{group}']['{key}']: expected shape {list(ref.shape)}, got {list(shape)}")
+            if group == "delay" and not _is_tracer(value):
+                d = float(np.asarray(value))
+                if not np.isfinite(d) or d < 0:
+                    raise InputError(f"params['delay']['{key}']: a delay must be finite and >= 0, got {d!r}")
+            out[group][key] = jnp.asarray(value).astype(dtype)
+    return out
+
+
+def check_inputs(
+    inputs: Any, spec: tuple[tuple[str, int], ...], network: str, dtype: np.dtype
+) -> tuple[dict, dict, tuple[int, ...], bool]:
+    """Validate ``inputs`` against ``spec`` (``(name, size)`` per input population of ``network``).
+
+    Returns ``(times, neurons, batch_shape, on_host)`` with ``[samples, events]`` arrays per input;
+    concrete inputs are also sorted here (cheap on the host, slow inside XLA) and ``on_host`` is True.
+    """
+    expected = dict(spec)
+    if not isinstance(inputs, Mapping):
+        raise InputError(
+            f"inputs must be a dict mapping input population names to snncomp.Spikes, got {type(inputs).__name__}"
+        )
+    unknown = [k for k in inputs if k not in expected]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(str(k), list(expected), n=1)
+            hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise InputError(
+            f"inputs: {', '.join(hints)} is not an input population of '{network}'; its inputs are {sorted(expected)}"
+        )
+    missing = [k for k in expected if k not in inputs]
+    if missing:
+        raise InputError(
+            f"inputs: no spikes given for input population(s) {missing}; give every input "
+            "(an empty train is Spikes.from_lists([], []))"
+        )
+    batch_shape: tuple[int, ...] | None = None
+    first = ""
+    times: dict[str, Array] = {}
+    neurons: dict[str, Array] = {}
+    all_sorted = True
+    for name, size in spec:
+        sp = inputs[name]
+        where = f"inputs['{name}']"
+        if not isinstance(sp, Spikes):
+            raise _fail_inputs(
+                where, f"expected snncomp.Spikes, got {type(sp).__name__}; build one with Spikes.from_lists"
+            )
+        t, n = sp.times, sp.neurons
+        if np.ndim(t) < 1 or np.shape(t) != np.shape(n):
+            raise _fail_inputs(
+                where,
+                f"times {list(np.shape(t))} and neurons {list(np.shape(n))} must have the same shape [..., E]",
+            )
+        if not _is_tracer(n) and not np.issubdtype(np.asarray(n).dtype, np.integer):
+            raise _fail_inputs(where, f"neurons must be integers, got dtype {np.asarray(n).dtype}")
+        bs = tuple(np.shape(t)[:-1])
+        if batch_shape is None:
+            batch_shape, first = bs, name
+        elif bs != batch_shape:
+            raise _fail_inputs(
+                where, f"batch shape {list(bs)} differs from inputs['{first}'] batch shape {list(batch_shape)}"
+            )
+        e = np.shape(t)[-1]
+        if not _is_tracer(t) and not _is_tracer(n):
+            t_np, n_np = np.asarray(t), np.asarray(n)
+            check_input_values(where, t_np, n_np, size)
+            t_np = t_np.astype(dtype).reshape(-1, e)
+            n_np = n_np.astype(np.int32).reshape(-1, e)
+            if e > 1 and not np.all(t_np[:, 1:] >= t_np[:, :-1]):
+                order = np.argsort(t_np, axis=-1, kind="stable")
+                t_np = np.take_along_axis(t_np, order, axis=-1)
+                n_np = np.take_along_axis(n_np, order, axis=-1)
+            times[name], neurons[name] = t_np, n_np
+        else:
+            all_sorted = False
+            times[name] = jnp.reshape(jnp.asarray(t).astype(dtype), (-1, e))
+            neurons[name] = jnp.reshape(jnp.asarray(n).astype(jnp.int32), (-1, e))
+    if batch_shape is None:  # a network without inputs: one sample
+        batch_shape = ()
+    if not spec:
+        times, neurons = {"__none__": np.zeros((1, 0), dtype)}, {"__none__": np.zeros((1, 0), np.int32)}
+    return times, neurons, batch_shape, all_sorted
+
+
+def check_input_values(where: str, t: np.ndarray, n: np.ndarray, size: int) -> None:
+    """Concrete input spikes: neuron indices in range, times finite and >= 0, padding ``(+inf, -1)``."""
+
+    def at(mask: np.ndarray) -> str:
+        idx = np.argwhere(mask)[0]
+        pos = ", ".join(map(str, idx[:-1]))
+        sample = f"sample [{pos}], " if idx.size > 1 else ""
+        return f"{sample}event {idx[-1]}"
+
+    pad = n == -1
+    real = ~pad
+    bad = real & ((n < 0) | (n >= size))
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        raise _fail_inputs(
+            where, f"neuron index {int(n[i])} out of range [0, {size}) at {at(bad)} (padding uses neuron -1)"
+        )
+    bad = real & np.isnan(t)
+    if bad.any():
+        raise _fail_inputs(where, f"spike time is NaN at {at(bad)}")
+    bad = real & np.isinf(t)
+    if bad.any():
+        raise _fail_inputs(
+            where,
+            f"spike time {float(t[tuple(np.argwhere(bad)[0])]):.7g} at {at(bad)} is not finite "
+            "(+inf marks padding, which must have neuron -1)",
+        )
+    bad = real & (t < 0)
+    if bad.any():
+        raise _fail_inputs(where, f"spike time {float(t[tuple(np.argwhere(bad)[0])]):.7g} s at {at(bad)} is negative")
+    bad = pad & ~(np.isposinf(t))
+    if bad.any():
+        raise _fail_inputs(
+            where,
+            f"padding entry (neuron -1) at {at(bad)} has time {float(t[tuple(np.argwhere(bad)[0])]):.7g}; "
+            "padding must have time +inf",
+        )
+
+
+def raise_input_error(n_bad: Array) -> None:
+    """Raise for bad traced inputs the run counted (``n_bad``); nothing for tracers or 0."""
+
+    if _is_tracer(n_bad):
+        return
+    bad = int(n_bad)
+    if bad:
+        raise InputError(
+            f"{bad} sample(s) have input spikes with a negative or non-finite time or a neuron "
+            "index out of range (checked inside jit because the inputs were traced)"
+        )
+
+
 class JaxExecutable(Executable):
     """A network compiled for the event-driven JAX simulator (``snncomp.compile(net, target="jax")``)."""
 
@@ -305,7 +489,6 @@ class JaxExecutable(Executable):
         self._dtype = np.dtype(program.dtype)
         self._t_max = program.t_max
         self._inputs = tuple(program.inputs)
-        self._input_sizes = dict(program.inputs)
         self._name = program.name
         self._plans = program.plans()
         self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
@@ -378,17 +561,11 @@ class JaxExecutable(Executable):
         ``trace_times`` (``[G]`` times) records ``v`` and ``I`` of
         ``trace_populations`` (default: every non-input population) at those times.
         """
-        if on_overflow not in ("flag", "raise"):
-            raise InputError(f"run(on_overflow={on_overflow!r}): use 'flag' (default) or 'raise'")
         dtype = self._dtype
-        if dtype == np.float64 and not jax.config.jax_enable_x64:
-            raise InputError(
-                "this executable was compiled for float64 but 64-bit JAX is now off; "
-                "enable it again (jax.config.update('jax_enable_x64', True)) or recompile"
-            )
-        t_max_val = self._check_t_max(t_max)
-        params = self._check_params(params, dtype)
-        times, neurons, batch_shape, is_sorted = self._check_inputs(inputs, dtype)
+        check_run_options(on_overflow, dtype)
+        t_max_val = check_t_max(t_max, self._t_max)
+        params = check_params(params, self._params, dtype)
+        times, neurons, batch_shape, is_sorted = check_inputs(inputs, self._inputs, self._name, dtype)
         grid, pops = self._check_trace(trace_times, trace_populations, dtype)
         rec, n_bad = self._jitted(
             params,
@@ -402,159 +579,10 @@ class JaxExecutable(Executable):
         )
         # Inputs validated on the host cannot be bad; traced ones are checked by the program (a flag).
         if not is_sorted:
-            self._raise_input_error(n_bad)
+            raise_input_error(n_bad)
         if on_overflow == "raise":
             self._raise_overflow(rec)
         return rec
-
-    def _check_t_max(self, t_max: Any) -> Any:
-        value = self._t_max if t_max is None else t_max
-        if value is None:
-            raise InputError(
-                "no simulated window: pass t_max to snncomp.compile(..., t_max=0.05) or to run(..., t_max=0.05)"
-            )
-        if _is_tracer(value):
-            return value
-        v = float(value)
-        if not np.isfinite(v) or v <= 0:
-            raise InputError(f"t_max must be a finite time > 0 in seconds, got {value!r}")
-        return v
-
-    def _check_params(self, params: Any, dtype: np.dtype) -> dict:
-        if params is None:
-            return self._params
-        if not isinstance(params, Mapping) or set(params) != {"weight", "delay"}:
-            got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-            raise InputError(f"params must be a dict with keys 'weight' and 'delay' (like exe.params), got {got}")
-        out: dict[str, dict[str, Array]] = {}
-        for group in ("weight", "delay"):
-            want = self._params[group]
-            got = params[group]
-            if not isinstance(got, Mapping) or set(got) != set(want):
-                have = sorted(got) if isinstance(got, Mapping) else type(got).__name__
-                raise InputError(f"params['{group}'] must have the keys {sorted(want)} (edge keys), got {have}")
-            out[group] = {}
-            for key, ref in want.items():
-                value = got[key]
-                shape = tuple(np.shape(value))
-                if shape != tuple(ref.shape):
-                    raise InputError(f"params['{group}']['{key}']: expected shape {list(ref.shape)}, got {list(shape)}")
-                if group == "delay" and not _is_tracer(value):
-                    d = float(np.asarray(value))
-                    if not np.isfinite(d) or d < 0:
-                        raise InputError(f"params['delay']['{key}']: a delay must be finite and >= 0, got {d!r}")
-                out[group][key] = jnp.asarray(value).astype(dtype)
-        return out
-
-    def _check_inputs(self, inputs: Any, dtype: np.dtype) -> tuple[dict, dict, tuple[int, ...], bool]:
-        """Validate the inputs; concrete ones are also sorted here (cheap on the host, slow inside XLA)."""
-        expected = self._input_sizes
-        if not isinstance(inputs, Mapping):
-            raise InputError(
-                f"inputs must be a dict mapping input population names to snncomp.Spikes, got {type(inputs).__name__}"
-            )
-        unknown = [k for k in inputs if k not in expected]
-        if unknown:
-            hints = []
-            for k in unknown:
-                close = difflib.get_close_matches(str(k), list(expected), n=1)
-                hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-            raise InputError(
-                f"inputs: {', '.join(hints)} is not an input population of '{self._name}'; "
-                f"its inputs are {sorted(expected)}"
-            )
-        missing = [k for k in expected if k not in inputs]
-        if missing:
-            raise InputError(
-                f"inputs: no spikes given for input population(s) {missing}; give every input "
-                "(an empty train is Spikes.from_lists([], []))"
-            )
-        batch_shape: tuple[int, ...] | None = None
-        first = ""
-        times: dict[str, Array] = {}
-        neurons: dict[str, Array] = {}
-        all_sorted = True
-        for name, size in self._inputs:
-            sp = inputs[name]
-            where = f"inputs['{name}']"
-            if not isinstance(sp, Spikes):
-                raise _fail_inputs(
-                    where, f"expected snncomp.Spikes, got {type(sp).__name__}; build one with Spikes.from_lists"
-                )
-            t, n = sp.times, sp.neurons
-            if np.ndim(t) < 1 or np.shape(t) != np.shape(n):
-                raise _fail_inputs(
-                    where,
-                    f"times {list(np.shape(t))} and neurons {list(np.shape(n))} must have the same shape [..., E]",
-                )
-            if not _is_tracer(n) and not np.issubdtype(np.asarray(n).dtype, np.integer):
-                raise _fail_inputs(where, f"neurons must be integers, got dtype {np.asarray(n).dtype}")
-            bs = tuple(np.shape(t)[:-1])
-            if batch_shape is None:
-                batch_shape, first = bs, name
-            elif bs != batch_shape:
-                raise _fail_inputs(
-                    where, f"batch shape {list(bs)} differs from inputs['{first}'] batch shape {list(batch_shape)}"
-                )
-            e = np.shape(t)[-1]
-            if not _is_tracer(t) and not _is_tracer(n):
-                t_np, n_np = np.asarray(t), np.asarray(n)
-                self._check_values(where, t_np, n_np, size)
-                t_np = t_np.astype(dtype).reshape(-1, e)
-                n_np = n_np.astype(np.int32).reshape(-1, e)
-                if e > 1 and not np.all(t_np[:, 1:] >= t_np[:, :-1]):
-                    order = np.argsort(t_np, axis=-1, kind="stable")
-                    t_np = np.take_along_axis(t_np, order, axis=-1)
-                    n_np = np.take_along_axis(n_np, order, axis=-1)
-                times[name], neurons[name] = t_np, n_np
-            else:
-                all_sorted = False
-                times[name] = jnp.reshape(jnp.asarray(t).astype(dtype), (-1, e))
-                neurons[name] = jnp.reshape(jnp.asarray(n).astype(jnp.int32), (-1, e))
-        if batch_shape is None:  # a network without inputs: one sample
-            batch_shape = ()
-        if not self._inputs:
-            times, neurons = {"__none__": np.zeros((1, 0), dtype)}, {"__none__": np.zeros((1, 0), np.int32)}
-        return times, neurons, batch_shape, all_sorted
-
-    @staticmethod
-    def _check_values(where: str, t: np.ndarray, n: np.ndarray, size: int) -> None:
-        def at(mask: np.ndarray) -> str:
-            idx = np.argwhere(mask)[0]
-            pos = ", ".join(map(str, idx[:-1]))
-            sample = f"sample [{pos}], " if idx.size > 1 else ""
-            return f"{sample}event {idx[-1]}"
-
-        pad = n == -1
-        real = ~pad
-        bad = real & ((n < 0) | (n >= size))
-        if bad.any():
-            i = tuple(np.argwhere(bad)[0])
-            raise _fail_inputs(
-                where, f"neuron index {int(n[i])} out of range [0, {size}) at {at(bad)} (padding uses neuron -1)"
-            )
-        bad = real & np.isnan(t)
-        if bad.any():
-            raise _fail_inputs(where, f"spike time is NaN at {at(bad)}")
-        bad = real & np.isinf(t)
-        if bad.any():
-            raise _fail_inputs(
-                where,
-                f"spike time {float(t[tuple(np.argwhere(bad)[0])]):.7g} at {at(bad)} is not finite "
-                "(+inf marks padding, which must have neuron -1)",
-            )
-        bad = real & (t < 0)
-        if bad.any():
-            raise _fail_inputs(
-                where, f"spike time {float(t[tuple(np.argwhere(bad)[0])]):.7g} s at {at(bad)} is negative"
-            )
-        bad = pad & ~(np.isposinf(t))
-        if bad.any():
-            raise _fail_inputs(
-                where,
-                f"padding entry (neuron -1) at {at(bad)} has time {float(t[tuple(np.argwhere(bad)[0])]):.7g}; "
-                "padding must have time +inf",
-            )
 
     def _check_trace(self, trace_times: Any, pops: Sequence[str] | None, dtype: np.dtype) -> tuple[Any, tuple]:
         plans = self._plans
@@ -576,17 +604,6 @@ class JaxExecutable(Executable):
             if not np.all(np.isfinite(g)) or np.any(g < 0):
                 raise InputError("trace_times must be finite and >= 0")
         return grid, pops
-
-    @staticmethod
-    def _raise_input_error(n_bad: Array) -> None:
-        if _is_tracer(n_bad):
-            return
-        bad = int(n_bad)
-        if bad:
-            raise InputError(
-                f"{bad} sample(s) have input spikes with a negative or non-finite time or a neuron "
-                "index out of range (checked inside jit because the inputs were traced)"
-            )
 
     def _raise_overflow(self, rec: Recording) -> None:
         plans = self._plans

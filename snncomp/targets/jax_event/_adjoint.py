@@ -527,12 +527,17 @@ def replay(
     """
     plans = program.plans()
     in_times = {n: inputs[n][0] for n in inputs}
-    in_neurons = {n: inputs[n][1] for n in inputs}
-    rec_times = {n: lax.stop_gradient(spikes[n][0]) for n in spikes}
-    rec_neurons = {n: spikes[n][1] for n in spikes}
-    t_max = lax.stop_gradient(jnp.asarray(t_max))
+    # Everything but the parameters and input times enters as an argument without a cotangent:
+    # under ``jit`` these are tracers, which a ``custom_vjp`` must not close over.
+    fixed = (
+        {n: inputs[n][1] for n in inputs},
+        {n: lax.stop_gradient(spikes[n][0]) for n in spikes},
+        {n: spikes[n][1] for n in spikes},
+        lax.stop_gradient(jnp.asarray(t_max)),
+    )
 
-    def buffers_of(p: dict, times: dict) -> dict[str, SpikeBuffer]:
+    def buffers_of(p: dict, times: dict, fixed: tuple) -> dict[str, SpikeBuffer]:
+        in_neurons, rec_times, rec_neurons, t_max = fixed
         bufs = {
             n: SpikeBuffer(
                 times=times[n], neurons=in_neurons[n], current=jnp.zeros_like(times[n]), overflow=jnp.zeros((), bool)
@@ -556,18 +561,18 @@ def replay(
         return bufs
 
     @jax.custom_vjp
-    def run(p: dict, times: dict) -> dict[str, Array]:
-        return dict(rec_times)
+    def run(p: dict, times: dict, fixed: tuple) -> dict[str, Array]:
+        return dict(fixed[1])
 
-    def fwd(p: dict, times: dict) -> tuple[dict, tuple]:
-        return dict(rec_times), (p, times)
+    def fwd(p: dict, times: dict, fixed: tuple) -> tuple[dict, tuple]:
+        return dict(fixed[1]), (p, times, fixed)
 
     def bwd(res: tuple, ct: dict) -> tuple:
-        p, times = res
-        bufs = buffers_of(p, times)
-        grads, ct_all = _program_backward(program, p, bufs, ct, t_max)
+        p, times, fixed = res
+        bufs = buffers_of(p, times, fixed)
+        grads, ct_all = _program_backward(program, p, bufs, ct, fixed[3])
         d_times = {n: jnp.where(jnp.isfinite(times[n]), ct_all.get(n, jnp.zeros_like(times[n])), 0.0) for n in times}
-        return grads, d_times
+        return grads, d_times, None
 
     run.defvjp(fwd, bwd)
-    return run(params, in_times)
+    return run(params, in_times, fixed)

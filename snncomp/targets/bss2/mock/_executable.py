@@ -36,12 +36,16 @@ from ....runtime import (
     BufferOverflowError,
     Executable,
     InputError,
-    JaxExecutable,
     Recording,
     Report,
     Spikes,
     _default_float,
     _is_tracer,
+    check_inputs,
+    check_params,
+    check_run_options,
+    check_t_max,
+    raise_input_error,
 )
 from ..config import HardwareConfig
 from ..report import resource_report
@@ -121,27 +125,6 @@ class MockReport(Report):
         return "\n".join(lines)
 
 
-class _Validation:
-    """The jax target's host-side input checks, which are target-independent, borrowed by duck typing.
-
-    ``JaxExecutable`` implements them as methods reading ``_name``, ``_inputs``, ``_input_sizes``,
-    ``_params`` and ``_t_max``; this object provides exactly those so both targets validate alike.
-    """
-
-    _check_values = staticmethod(JaxExecutable._check_values)
-    check_inputs = JaxExecutable._check_inputs
-    check_params = JaxExecutable._check_params
-    check_t_max = JaxExecutable._check_t_max
-    raise_input_error = staticmethod(JaxExecutable._raise_input_error)
-
-    def __init__(self, name: str, inputs: tuple[tuple[str, int], ...], params: dict, t_max: float | None):
-        self._name = name
-        self._inputs = inputs
-        self._input_sizes = dict(inputs)
-        self._params = params
-        self._t_max = t_max
-
-
 @dataclass
 class _Placement:
     """One placement and routing of the network and everything derived from its configuration."""
@@ -155,6 +138,7 @@ class _Placement:
     readout: ReadoutLayout
     synapses: Array
     reason: str
+    software: Any = None  # the jax target's program of the same network, for hardware-in-the-loop gradients
 
 
 class MockExecutable(Executable):
@@ -181,7 +165,6 @@ class MockExecutable(Executable):
         self._network = compiled
         self._params = _initial_params(compiled, self._dtype)
         self._inputs = tuple((n.name, n.size) for n in compiled.nodes if n.kind == "input")
-        self._validation = _Validation(compiled.name, self._inputs, self._params, self._t_max)
         self._post = jax.jit(self._post_impl, static_argnames=("batch_shape", "placement"))
         self._seconds = time.perf_counter() - start
 
@@ -316,7 +299,7 @@ class MockExecutable(Executable):
         cur = self._current
         if params is None:
             return cur.config
-        checked = self._validation.check_params(params, self._dtype)
+        checked = check_params(params, self._params, self._dtype)
         req = requantize_host(cur.layout, {k: np.asarray(v, np.float64) for k, v in checked["weight"].items()})
         chip = cur.config.chip
         weights = req.synapses.reshape(chip.hemispheres, chip.rows_per_hemisphere, chip.columns).astype(np.uint8)
@@ -333,16 +316,53 @@ class MockExecutable(Executable):
         spikes: dict[str, tuple[Array, Array]],
         t_max: Array,
     ) -> dict[str, Array]:
-        """HOOK for hardware-in-the-loop gradients: the recorded spike times, made differentiable.
+        """Hardware-in-the-loop gradients: the recorded spike times, differentiable by EventProp on the model.
 
         Called once per sample (inside ``vmap``) with model units throughout: ``params`` are the
         parameters with every weight replaced, straight through, by the weight the chip realises
         (``w + stop_gradient(effective - w)``), ``inputs[name] = (times, neurons)`` the input spikes as
         the FPGA released them (8 ns grid, straight through to the given times), ``spikes[pop] =
         (times, neurons)`` what the mock recorded (sorted, padded with ``+inf``/``-1``). Returns
-        ``{pop: times}``. Without a gradient rule the recorded times are constants.
+        ``{pop: times}``, equal to the recorded times; their VJP is EventProp on the software model of
+        the chip (:func:`~snncomp.targets.bss2.dequantized_network` of the current placement), with the
+        states at the spikes recovered by replaying the recorded spikes
+        (:func:`snncomp.targets.jax_event.replay`). The configured readout delay is a calibrated
+        constant, so it is taken off before the replay (the neuron fired that much earlier) and put back.
         """
-        return {pop: lax.stop_gradient(t) for pop, (t, _n) in spikes.items()}
+        from ...jax_event import replay
+
+        program = self._software_program()
+        delay = self._readout_delay_model()
+        shifted = {pop: (t - delay, n) for pop, (t, n) in spikes.items()}
+        times = replay(program, params, inputs, shifted, t_max)
+        return {pop: times[pop] + delay for pop in spikes}
+
+    def _readout_delay_model(self) -> float:
+        """The mock's constant readout latency in model seconds."""
+        cur = self._current
+        return float(self.mock.readout_delay / cur.config.chip.timestamp * np.asarray(cur.arrays.tick_model))
+
+    def _software_program(self) -> Any:
+        """The jax target's program of the network the current placement realises (built once per placement)."""
+        cur = self._current
+        if cur.software is None:
+            import snncomp
+
+            from ..effective import dequantized_network
+
+            spn = self._options["spikes_per_neuron"]
+            # Called while ``jit`` traces the run: build the program's arrays eagerly, not as tracers
+            # that would leak into the cache.
+            with jax.ensure_compile_time_eval():
+                exe = snncomp.compile(
+                    dequantized_network(cur.result),
+                    target="jax",
+                    t_max=self._t_max,
+                    dtype=np.dtype(self._dtype).name,
+                    **({"spikes_per_neuron": spn} if spn is not None else {}),
+                )
+                cur.software = exe.lowered
+        return cur.software
 
     def _effective_params(self, params: dict) -> dict:
         """``params`` with each weight replaced, straight through, by what the chip realises (see the hook)."""
@@ -464,17 +484,10 @@ class MockExecutable(Executable):
                 "the bss2-mock target records spikes only: membrane traces would need the CADC/MADC, which the "
                 "emulator does not model; trace on target 'jax' (snncomp.compile(net, target='jax'))"
             )
-        if on_overflow not in ("flag", "raise"):
-            raise InputError(f"run(on_overflow={on_overflow!r}): use 'flag' (default) or 'raise'")
         dtype = self._dtype
-        if dtype == np.float64 and not jax.config.jax_enable_x64:
-            raise InputError(
-                "this executable was compiled for float64 but 64-bit JAX is now off; "
-                "enable it again (jax.config.update('jax_enable_x64', True)) or recompile"
-            )
-        val = self._validation
-        t_max_val = val.check_t_max(t_max)
-        checked = val.check_params(params, dtype) if params is not None else self._params
+        check_run_options(on_overflow, dtype)
+        t_max_val = check_t_max(t_max, self._t_max)
+        checked = check_params(params, self._params, dtype)
         traced = any(_is_tracer(v) for v in jax.tree_util.tree_leaves(checked))
         saturated = lost = 0
         if params is None and self._current is not self._cache[0]:
@@ -492,7 +505,7 @@ class MockExecutable(Executable):
             synapses = jnp.asarray(req.synapses.astype(dtype))
             saturated, lost = req.saturated, req.lost
         cur = self._current
-        times, neurons, batch_shape, host_checked = val.check_inputs(inputs, dtype)
+        times, neurons, batch_shape, host_checked = check_inputs(inputs, self._inputs, self._network.name, dtype)
         n_samples = int(np.prod(batch_shape)) if batch_shape else 1
         ev_t, ev_ch, n_bad = self._flat_inputs(times, neurons, n_samples)
         b_pad = ev_t.shape[0]
@@ -516,7 +529,7 @@ class MockExecutable(Executable):
             lambda h: (h.saturated, h.lost), health, (health.saturated + saturated, health.lost + lost)
         )
         if not host_checked:
-            val.raise_input_error(n_bad)
+            raise_input_error(n_bad)
         if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
             self._health = health
         if on_overflow == "raise":
