@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["add_commands"]
@@ -17,17 +18,25 @@ def _positive(text: str) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .yinyang import train
+    from .yinyang import YinYangConfig, train
 
-    result = train(
-        target=args.target,
-        hidden=args.hidden,
-        epochs=args.epochs,
-        seed=args.seed,
-        out=Path(args.out),
-        progress=not args.no_progress,
-        mock=args.mock,
-    )
+    on_chip = args.target == "bss2-mock"
+    epochs = args.epochs if args.epochs is not None else (10 if on_chip else 100)
+    common = {"hidden": args.hidden, "epochs": epochs, "seed": args.seed}
+    if on_chip or args.chip_ready:
+        config = YinYangConfig.chip_ready(**common)
+        if args.pretrain_epochs is not None:
+            config = replace(config, pretrain_epochs=args.pretrain_epochs)
+    else:
+        config = YinYangConfig(**common)
+    if args.learning_rate is not None:
+        config = replace(config, learning_rate=args.learning_rate)
+    result = train(target=args.target, config=config, out=Path(args.out), progress=not args.no_progress, mock=args.mock)
+    if result.pretrain is not None:
+        print(
+            f"software pretraining: jax test accuracy {result.pretrain['jax_test_accuracy']:.4f}; "
+            f"those weights on bss2-mock ({args.mock}) {result.pretrain['deployed_test_accuracy']:.4f}"
+        )
     print(
         f"yinyang on {result.target}: test accuracy {result.test_accuracy:.4f} "
         f"(best validation epoch {result.best_epoch}), {result.wall_seconds:.1f} s; wrote {args.out}/"
@@ -41,12 +50,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.quick:
         # A reduced budget for tests: less data, a smaller hidden layer, few epochs.
-        config = YinYangConfig(hidden=40, epochs=10, n_train=2048, n_val=256, n_test=256, learning_rate=3e-3)
+        config = YinYangConfig.chip_ready(hidden=40, epochs=10, n_train=2048, n_val=256, n_test=256, learning_rate=3e-3)
     else:
-        config = YinYangConfig(hidden=120, epochs=args.epochs)
+        config = YinYangConfig.chip_ready(hidden=120, epochs=args.epochs)
     out = Path(args.out)
     net = build_network(config)
-    print(f"== network: yinyang {5} -> {config.hidden} -> 3 (LIF, one spike per neuron, t_max {config.t_max} s)")
+    print(
+        f"== network: yinyang {config.n_inputs} -> {config.hidden} -> 3 (LIF, one spike per neuron, "
+        f"t_max {config.t_max} s; each input on {config.input_repeat} channels for the chip's weight range)"
+    )
     exe = compile_for(net, "jax", config)
     print("== lowered IR (target jax)")
     print(exe.report())
@@ -54,35 +66,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     mock_exe = None
     try:
         mock_exe = compile_for(net, "bss2-mock", config, mock="realistic")
-    except Exception as exc:
+    except Exception as exc:  # the emulator is optional: say why, keep the software result
         print(f"== bss2-mock: skipped ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
     if mock_exe is not None:
-        import snncomp
+        print("== lowered for BrainScaleS-2 (target bss2-mock, realistic preset)")
+        print(mock_exe.report())
 
-        from .targets.bss2.report import format_report
-
-        print("== BrainScaleS-2 resource report")
-        try:
-            print(format_report(snncomp.pipeline("bss2").run(net.build())))
-        except Exception as exc:  # a report problem must not hide the training result
-            print(f"(resource report unavailable: {str(exc).splitlines()[0] if str(exc) else exc!r})")
-
-    print(f"== training on jax ({config.epochs} epochs, {config.n_train} samples)")
+    print(f"== training on jax ({config.epochs} epochs, {config.n_train} samples, quantization-aware)")
     result = train(target="jax", config=config, out=out, progress=True)
     rows = [("jax", result.test_accuracy)]
     if mock_exe is not None:
-        # Deploy the JAX-trained weights on the emulated chip without retraining.
-        try:
-            acc = evaluate_on(mock_exe, result.params, prepare_data(config)["test"], config)
-        except Exception as exc:  # the emulator is young: report it in one line, keep the jax result
+        test = prepare_data(config)["test"]
+        # The software-trained weights on the emulated chip as they are: the gap the chip's mismatch opens.
+        deployed = evaluate_on(mock_exe, result.params, test, config)
+        rows.append(("bss2-mock (realistic), jax weights", deployed))
+        if args.hil_epochs:
             print(
-                f"== bss2-mock: deploying the trained weights failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+                f"== fine-tuning on bss2-mock in the loop ({args.hil_epochs} epochs, EventProp on the recorded spikes)"
             )
-        else:
-            rows.append(("bss2-mock (realistic, jax weights)", acc))
+            hil = train(
+                target="bss2-mock",
+                config=replace(config, epochs=args.hil_epochs, learning_rate=config.learning_rate / 2),
+                out=out / "bss2-mock",
+                progress=True,
+                params=result.params,
+            )
+            rows.append((f"bss2-mock (realistic), +{args.hil_epochs} HIL epochs", hil.test_accuracy))
+            print(f"== bss2-mock health of the last run: {hil.exe.report().health}")
     print("== test accuracy")
     for name, acc in rows:
-        print(f"  {name:<36s} {acc:7.2%}")
+        print(f"  {name:<40s} {acc:7.2%}")
     print(f"== wrote {out}/ ({', '.join(result.files)}) in {time.perf_counter() - t0:.0f} s")
     return 0
 
@@ -95,14 +108,38 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     y.add_argument("--target", choices=("jax", "bss2-mock"), default="jax", help="where to train (default jax)")
     y.add_argument("--mock", choices=("ideal", "realistic"), default="realistic", help="bss2-mock preset")
     y.add_argument("--hidden", type=_positive, default=120, help="hidden neurons (default 120)")
-    y.add_argument("--epochs", type=_positive, default=100, help="training epochs (default 100)")
+    y.add_argument(
+        "--epochs",
+        type=_positive,
+        default=None,
+        help="training epochs (default 100 on jax; 10 in the loop on bss2-mock)",
+    )
     y.add_argument("--seed", type=int, default=0, help="seed of data, initial weights and batch order")
     y.add_argument("--out", default="runs/yinyang", help="output directory (default runs/yinyang)")
     y.add_argument("--no-progress", action="store_true", help="do not print per-epoch lines")
+    y.add_argument(
+        "--chip-ready",
+        action="store_true",
+        help="on jax: train the network made for BrainScaleS-2 (5x repeated inputs, bounded, quantization- and "
+        "mismatch-aware) so the weights deploy on bss2-mock; implied by --target bss2-mock",
+    )
+    y.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=None,
+        help="bss2-mock: software epochs before those in the loop (default 100; 0: in the loop from scratch)",
+    )
+    y.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default 1e-3)")
     y.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser("demo", help="Yin-Yang in a few minutes: compile, train on jax, deploy on the mock, plot")
     p.add_argument("--quick", action="store_true", help="a reduced budget (seconds, for tests); accuracy is lower")
     p.add_argument("--epochs", type=_positive, default=60, help="training epochs of the full demo (default 60)")
+    p.add_argument(
+        "--hil-epochs",
+        type=int,
+        default=1,
+        help="hardware-in-the-loop epochs on bss2-mock after deploying (default 1; 0: deploy only)",
+    )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.set_defaults(func=_cmd_demo)

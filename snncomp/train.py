@@ -12,6 +12,7 @@ batch of an epoch is dropped (fixed shapes: one compilation); evaluation uses ev
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -27,7 +28,16 @@ import optax
 
 from .errors import SnnCompError
 
-__all__ = ["History", "Trainable", "batch_sharding", "evaluate", "fit", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "History",
+    "Trainable",
+    "batch_sharding",
+    "clip_weights",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 Data = tuple[Any, Any]
 """``(inputs, targets)``: inputs a PyTree (e.g. ``dict[str, Spikes]``) and targets an array, batch first."""
@@ -179,6 +189,23 @@ def evaluate(
 
 
 # -- fit -------------------------------------------------------------------------------------------
+def clip_weights(bound: float) -> Callable[[Any], Any]:
+    """A ``fit(project=...)`` that clips every weight to ``[-bound, bound]`` (e.g. a chip's synapse range).
+
+    Without it a weight pushed past what the hardware realises keeps growing under a straight-through
+    gradient while the chip saturates it, and training stalls.
+    """
+    if not (np.isfinite(bound) and bound > 0):
+        raise SnnCompError(f"clip_weights: bound must be a finite number > 0, got {bound!r}")
+
+    def project(params: Any) -> Any:
+        if not (isinstance(params, dict) and "weight" in params):
+            return params
+        return {**params, "weight": jax.tree.map(lambda w: jnp.clip(w, -bound, bound), params["weight"])}
+
+    return project
+
+
 def fit(
     exe: Trainable,
     loss: Callable[[Any, Any], jax.Array],
@@ -196,6 +223,7 @@ def fit(
     resume: bool = False,
     params: Any = None,
     trainable: Sequence[str] | None = None,
+    project: Callable[[Any], Any] | None = None,
 ) -> History:
     """Train ``exe.params`` to minimise ``loss(exe.apply(params, inputs), targets)``.
 
@@ -206,7 +234,10 @@ def fit(
     the top-level parameter groups to update; by default an executable's ``weight`` group only
     (delays are in seconds, a scale at which a shared learning rate makes no sense: pass
     ``trainable=("weight", "delay")`` with a suitable optimizer to learn them; they are kept >= 0).
-    Returns the :class:`History`, with the final ``params``.
+    ``project(params) -> params`` is applied after every update (inside ``jit``), e.g. to keep weights
+    in the range a chip can realise (:func:`clip_weights`). If ``exe.apply`` takes a ``key`` argument,
+    each step passes a fresh PRNG key (a function of ``seed`` and the step), e.g. for noise-aware
+    training. Returns the :class:`History`, with the final ``params``.
     """
     if epochs < 0 or batch_size < 1:
         raise SnnCompError(f"fit: need epochs >= 0 and batch_size >= 1, got epochs={epochs}, batch_size={batch_size}")
@@ -233,17 +264,24 @@ def fit(
     params = _place(params, repl_sh)
     opt_state = _place(opt_state, repl_sh)
 
-    def loss_fn(p: Any, inputs: Any, targets: Any) -> tuple[jax.Array, Any]:
-        rec = exe.apply(p, inputs)
+    # An ``apply`` with a ``key`` argument is stochastic (e.g. noise-aware training): it gets a fresh
+    # key per step, a function of the seed and the step, so runs stay reproducible.
+    stochastic = "key" in inspect.signature(exe.apply).parameters
+    base_key = jax.random.PRNGKey(seed)
+
+    def loss_fn(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, Any]:
+        rec = exe.apply(p, inputs, key=key) if stochastic else exe.apply(p, inputs)
         return loss(rec, targets), rec
 
     @jax.jit
-    def step(p: Any, s: Any, inputs: Any, targets: Any) -> tuple[Any, Any, jax.Array, jax.Array]:
-        (value, rec), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, inputs, targets)
+    def step(p: Any, s: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[Any, Any, jax.Array, jax.Array]:
+        (value, rec), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, inputs, targets, key)
         updates, s = optimizer.update(grads, s, p)
         p = optax.apply_updates(p, updates)
         if isinstance(p, dict) and "delay" in p:
             p = {**p, "delay": jax.tree.map(lambda d: jnp.maximum(d, 0.0), p["delay"])}  # delays stay >= 0
+        if project is not None:
+            p = project(p)
         acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
         return p, s, value, acc
 
@@ -259,7 +297,8 @@ def fit(
                 idx = order[b * batch_size : (b + 1) * batch_size]
                 inputs = _place(_take(train_data[0], idx), batch_sh)
                 targets = _place(_take(train_data[1], idx), batch_sh)
-                params, opt_state, value, acc = step(params, opt_state, inputs, targets)
+                key = jax.random.fold_in(base_key, epoch * steps + b) if stochastic else base_key
+                params, opt_state, value, acc = step(params, opt_state, inputs, targets, key)
                 losses.append(value)
                 accs.append(acc)
                 # Reading a value waits for the device: refresh the bar only ~20 times per epoch.

@@ -2,10 +2,13 @@
 
 The task (Kriener, Göltz & Petrovici, NICE 2022) classifies points of the unit square into yin,
 yang and dot from the features ``(x, y, 1 - x, 1 - y)``. Here each feature is latency coded into
-one input spike in ``[t_early, t_late]`` plus a bias spike at 0, a ``5 -> hidden -> 3`` network of
-LIF neurons spiking at most once is trained with EventProp, and the class is the output neuron
-that spikes first. :func:`train` does it all and writes the artifacts; the ``snncomp train
-yinyang`` and ``snncomp demo`` commands and ``examples/yinyang.py`` are thin layers over it.
+one input spike in ``[t_early, t_late]`` plus a bias spike at 0, each on ``input_repeat`` (5)
+channels, a ``25 -> hidden -> 3`` network of LIF neurons spiking at most once is trained with
+EventProp, and the class is the output neuron that spikes first. Repeating the inputs and keeping
+every weight within one BrainScaleS-2 synapse's range (``weight_bound``, 63 / 58) makes the same
+network and weights run on the chip (``bss2-mock``) as in software. :func:`train` does it all
+and writes the artifacts; the ``snncomp train yinyang`` and ``snncomp demo`` commands and
+``examples/yinyang.py`` are thin layers over it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ import numpy as np
 import snncomp
 
 from .datasets import YinYang, yinyang_splits
-from .encode import latency
+from .encode import latency_times
 from .errors import SnnCompError, TargetError
 
 __all__ = [
@@ -66,6 +69,37 @@ class YinYangConfig:
     reg_weight: float = 0.01
     rescue_weight: float = 10.0
     hidden_rescue_weight: float = 1.0
+    input_repeat: int = 1
+    weight_bound: float | None = None
+    weight_scale: float | None = None
+    gain_noise: float = 0.0
+    pretrain_epochs: int = 0
+
+    @classmethod
+    def chip_ready(cls, **overrides: Any) -> YinYangConfig:
+        """The network and training made for BrainScaleS-2 (the ``bss2-mock`` target and deployment).
+
+        Each input on 5 channels (so 5 synapses carry its weight), every weight kept within one
+        synapse's range (63 / 58), trained quantization-aware at the chip's 58 steps per unit and
+        under 5 % per-neuron gain noise (the realistic preset's mismatch, roughly). On ``bss2-mock``
+        training first runs ``pretrain_epochs`` (100) in software, then fine-tunes in the loop.
+        """
+        from .targets.bss2.chip import ChipSpec
+
+        chip = ChipSpec()
+        base: dict[str, Any] = {
+            "input_repeat": 5,
+            "weight_bound": chip.weight_bound,
+            "weight_scale": chip.default_weight_scale,
+            "gain_noise": 0.05,
+            "pretrain_epochs": 100,
+        }
+        return cls(**{**base, **overrides})
+
+    @property
+    def n_inputs(self) -> int:
+        """Input channels: the four features and the bias, each repeated ``input_repeat`` times."""
+        return N_INPUTS * self.input_repeat
 
 
 class YinYangError(SnnCompError):
@@ -74,25 +108,32 @@ class YinYangError(SnnCompError):
 
 # -- network and data ------------------------------------------------------------------------------
 def build_network(config: YinYangConfig = YinYangConfig()) -> snncomp.Network:
-    """The ``5 -> hidden -> 3`` first-spike network (each neuron spikes at most once)."""
+    """The ``5 r -> hidden -> 3`` first-spike network (each neuron spikes at most once; ``r = input_repeat``)."""
     c = config
     net = snncomp.Network("yinyang")
-    x = net.input("x", N_INPUTS)
+    x = net.input("x", c.n_inputs)
     h = net.lif("h", c.hidden, tau_mem=c.tau_mem, tau_syn=c.tau_syn, max_spikes=1)
     o = net.lif("o", N_CLASSES, tau_mem=c.tau_mem, tau_syn=c.tau_syn, max_spikes=1)
     # Input weights large and spread (every hidden neuron should fire for part of the square);
     # output weights smaller and mostly excitatory so every output neuron spikes at the start.
-    net.connect(x, h, init=snncomp.init.normal(1.0, 1.0, seed=2 * c.seed + 1))
+    # The copies of a repeated input start equal, sharing its weight: the network then computes what
+    # the unrepeated one does, and (same inputs, same gradients) trains like it.
+    r = c.input_repeat
+    w_in = snncomp.init.normal(1.0, 1.0, seed=2 * c.seed + 1)((N_INPUTS, c.hidden))
+    net.connect(x, h, weight=np.repeat(w_in / r, r, axis=0))
     net.connect(h, o, init=snncomp.init.normal(0.4, 0.3, seed=2 * c.seed + 2))
     return net
 
 
 def encode(data: YinYang, config: YinYangConfig = YinYangConfig()) -> tuple[dict[str, Any], np.ndarray]:
-    """``({"x": Spikes}, labels)``: the four features latency coded, plus the bias channel."""
+    """``({"x": Spikes}, labels)``: the four features latency coded, then the bias, each ``input_repeat`` times."""
     # For r_big = 0.5 the features already lie in [0, 1]; rescale in general.
     values = data.features / (2 * data.r_big)
-    spikes = latency(values, t_early=config.t_early, t_late=config.t_late, bias_time=config.bias_time)
-    return {"x": spikes}, np.asarray(data.labels, np.int32)
+    r = config.input_repeat
+    times = latency_times(values, t_early=config.t_early, t_late=config.t_late, duplicate=r)
+    # The bias is repeated like the features: on the chip one synapse could not carry its weight.
+    times = np.concatenate([times, np.full((times.shape[0], r), config.bias_time)], axis=1)
+    return {"x": snncomp.Spikes.from_first_spike_times(times.astype(np.float32))}, np.asarray(data.labels, np.int32)
 
 
 def prepare_data(config: YinYangConfig = YinYangConfig()) -> dict[str, tuple[dict[str, Any], np.ndarray]]:
@@ -111,14 +152,56 @@ def points_of(config: YinYangConfig, split: str) -> YinYang:
 
 # -- loss and accuracy ---------------------------------------------------------------------------
 class _WithParams:
-    """An executable whose ``apply`` also returns the params, so the loss can see the weights."""
+    """An executable whose ``apply`` also returns the params, so the loss can see the weights.
 
-    def __init__(self, exe: Any):
+    On the jax target, for weights meant for the chip: ``quantize`` runs the weights the chip would
+    realise, ``round(scale * w) / scale``, passing gradients straight through (quantization-aware
+    training), and ``noise`` (with a ``key``, i.e. in training) scales each neuron's excitatory and
+    inhibitory input by ``1 + noise * N(0, 1)``, drawn afresh per step: the chip's per-neuron
+    synaptic gain and threshold/leak offsets act so, and a network trained under them deploys with a
+    smaller loss. The bss2-mock target brings its own quantization and mismatch.
+    """
+
+    def __init__(self, exe: Any, quantize: float | None = None, noise: float = 0.0):
         self.exe = exe
         self.params = exe.params
+        self.scale = quantize
+        self.noise = noise
 
-    def apply(self, params: Any, inputs: Any) -> tuple[Any, Any]:
-        return self.exe.apply(params, inputs), params
+    def apply(self, params: Any, inputs: Any, key: Any = None) -> tuple[Any, Any]:
+        run_params = params if self.scale is None else fake_quantize(params, self.scale)
+        if key is not None and self.noise > 0:
+            run_params = _gain_noise(run_params, key, self.noise)
+        return self.exe.apply(run_params, inputs), params
+
+
+def _gain_noise(params: Any, key: Any, std: float) -> Any:
+    """Each post-synaptic neuron's positive and negative weights scaled by its own ``1 + std * N(0, 1)``."""
+    import jax
+    import jax.numpy as jnp
+
+    weight = {}
+    for i, (k, w) in enumerate(sorted(params["weight"].items())):
+        exc, inh = jax.random.normal(jax.random.fold_in(key, i), (2, w.shape[-1]), w.dtype)
+        weight[k] = w * jnp.where(w > 0, 1 + std * exc, 1 + std * inh)
+    return {**params, "weight": weight}
+
+
+def _software_quantization(exe: Any, config: YinYangConfig) -> float | None:
+    """The scale to fake-quantize with: chip-ready weights on a software target (the chip quantizes itself)."""
+    return config.weight_scale if getattr(exe, "target", None) == "jax" else None
+
+
+def fake_quantize(params: Any, scale: float) -> Any:
+    """Weights rounded to the chip's steps ``1 / scale`` in value, identity in gradient (straight through)."""
+    import jax
+    import jax.numpy as jnp
+
+    def q(w: Any) -> Any:
+        x = w * scale
+        return w + jax.lax.stop_gradient(jnp.sign(x) * jnp.floor(jnp.abs(x) + 0.5) / scale - w)  # halves away from 0
+
+    return {**params, "weight": jax.tree.map(q, params["weight"])}
 
 
 def loss_fn(config: YinYangConfig = YinYangConfig()) -> Callable[[Any, Any], Any]:
@@ -210,9 +293,10 @@ class _Evaluator:
         self.exe = exe
         self.config = config
         loss = loss_fn(config)
+        model = _WithParams(exe, _software_quantization(exe, config))
 
         def metrics(params: Any, inputs: Any, labels: Any) -> tuple[Any, Any, Any, Any]:
-            rec = exe.apply(params, inputs)
+            rec, _ = model.apply(params, inputs)
             t_out = rec.spikes["o"].to_first_spike_times(N_CLASSES)
             t_hid = rec.spikes["h"].to_first_spike_times(config.hidden)
             return loss((rec, params), labels), accuracy_fn(rec, labels), t_out, t_hid
@@ -235,6 +319,28 @@ def evaluate_on(exe: Any, params: Any, data: tuple[dict[str, Any], np.ndarray], 
 
 
 # -- train -----------------------------------------------------------------------------------------
+def optimizer(config: YinYangConfig, learning_rate: Any) -> Any:
+    """Adam, with the input weights' steps divided by ``input_repeat``.
+
+    Adam moves every weight by about the learning rate whatever its gradient, so ``r`` copies of an
+    input would move the summed drive ``r`` times faster than one input does, and training diverges;
+    scaling their steps keeps the dynamics of the unrepeated network.
+    """
+    import jax
+    import optax
+
+    r = float(config.input_repeat)
+
+    def scale(updates: Any, params: Any = None) -> Any:
+        if not (isinstance(updates, dict) and "weight" in updates and "x->h" in updates["weight"]):
+            return updates
+        weight = dict(updates["weight"])
+        weight["x->h"] = jax.tree.map(lambda u: u / r, weight["x->h"])
+        return {**updates, "weight": weight}
+
+    return optax.adam(learning_rate) if r == 1 else optax.chain(optax.adam(learning_rate), optax.stateless(scale))
+
+
 @dataclass
 class YinYangResult:
     """What :func:`train` measured and wrote."""
@@ -250,6 +356,7 @@ class YinYangResult:
     params: Any = field(repr=False, default=None)
     exe: Any = field(repr=False, default=None)
     files: list[str] = field(default_factory=list)
+    pretrain: dict[str, Any] | None = None
 
     def metrics(self) -> dict[str, Any]:
         """The contents of ``metrics.json``."""
@@ -264,6 +371,7 @@ class YinYangResult:
             "compile_seconds": self.compile_seconds,
             "samples_per_s": self.samples_per_s,
             "time_to_95_test_s": next((r["elapsed_s"] for r in self.records if r["test_accuracy"] >= 0.95), None),
+            "pretrain": self.pretrain,
         }
 
 
@@ -277,6 +385,7 @@ def train(
     mock: str = "realistic",
     config: YinYangConfig | None = None,
     log: Callable[[str], None] | None = None,
+    params: Any = None,
 ) -> YinYangResult:
     """Train the Yin-Yang network on ``target`` and evaluate it on the test split.
 
@@ -285,10 +394,12 @@ def train(
     are written there: ``metrics.json``, ``params.npz``, ``network.json``, ``hardware_config.json``
     (bss2-mock) and the PNG plots (when matplotlib is installed). ``config`` overrides everything
     but ``target``/``mock``; otherwise ``hidden``, ``epochs`` and ``seed`` apply to the defaults.
+    ``params`` starts from given weights instead of the network's initial ones (e.g. fine-tuning
+    software-trained weights on ``bss2-mock`` in the loop).
     """
     import optax
 
-    from .train import fit
+    from .train import clip_weights, fit
 
     if config is None:
         config = YinYangConfig(hidden=hidden, epochs=epochs, seed=seed)
@@ -296,14 +407,34 @@ def train(
         raise YinYangError(f"need hidden >= 1 and epochs >= 1, got hidden={config.hidden}, epochs={config.epochs}")
     say = log if log is not None else (print if progress else (lambda _msg: None))
     t_start = time.perf_counter()
+    pretrained: dict[str, Any] | None = None
+    if target == "bss2-mock" and params is None and config.pretrain_epochs > 0:
+        # Hardware-in-the-loop steps are costly (the emulator runs ~100x slower than the simulator):
+        # train in software first, then let the chip's own imperfections shape the last epochs.
+        say(f"pretraining in software (target jax, {config.pretrain_epochs} epochs)")
+        pre = train("jax", config=replace(config, epochs=config.pretrain_epochs), progress=progress, log=log)
+        params = pre.params
+        pretrained = {
+            "epochs": config.pretrain_epochs,
+            "jax_test_accuracy": pre.test_accuracy,
+            "best_epoch": pre.best_epoch,
+            "wall_seconds": pre.wall_seconds,
+        }
     net = build_network(config)
     exe = compile_for(net, target, config, mock)
     compile_seconds = time.perf_counter() - t_start
     data = prepare_data(config)
     evaluator = _Evaluator(exe, config)
+    if pretrained is not None:
+        pretrained["deployed_test_accuracy"] = evaluator(params, data["test"])["accuracy"]
+        say(
+            f"software-trained weights on {target} ({mock}): test accuracy {pretrained['deployed_test_accuracy']:.3f} "
+            f"(jax {pretrained['jax_test_accuracy']:.3f}); fine-tuning in the loop"
+        )
     steps = config.n_train // config.batch_size
     schedule = optax.cosine_decay_schedule(config.learning_rate, config.epochs * steps, alpha=0.05)
-    best: dict[str, Any] = {"accuracy": -1.0, "epoch": -1, "params": exe.params}
+    start = exe.params if params is None else params
+    best: dict[str, Any] = {"accuracy": -1.0, "epoch": -1, "params": start}
 
     def on_epoch(record: dict[str, float], params: Any) -> bool:
         ev = evaluator(params, data["val"])
@@ -322,16 +453,18 @@ def train(
         return False
 
     history = fit(
-        _WithParams(exe),
+        _WithParams(exe, _software_quantization(exe, config), config.gain_noise if exe.target == "jax" else 0.0),
         loss_fn(config),
         data["train"],
-        optimizer=optax.adam(schedule),
+        optimizer=optimizer(config, schedule),
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=config.seed,
         accuracy=accuracy_fn,
         callbacks=[on_epoch],
         progress=False,
+        params=start,
+        project=clip_weights(config.weight_bound) if config.weight_bound is not None else None,
     )
     test = evaluator(best["params"], data["test"])
     trained = sum(r["seconds"] for r in history.records)
@@ -346,6 +479,7 @@ def train(
         samples_per_s=steps * config.batch_size * len(history.records) / max(trained, 1e-9),
         params=best["params"],
         exe=exe,
+        pretrain=pretrained,
     )
     if out is not None:
         result.files = write_artifacts(result, Path(out), evaluator=evaluator, data=data, say=say)
@@ -431,7 +565,8 @@ def write_plots(
     files.append("training_curves.png")
 
     # Decision map over the unit square, with the test points on top.
-    n_grid = 80
+    # The emulator runs ~100x slower than the simulator: a coarser map keeps the plot at seconds there.
+    n_grid = 80 if result.target == "jax" else 40
     g = (np.arange(n_grid) + 0.5) / n_grid
     gx, gy = np.meshgrid(g, g)
     grid = YinYang(points=np.stack([gx.ravel(), gy.ravel()], 1), labels=np.zeros(gx.size, np.int64), r_big=0.5)
@@ -455,15 +590,16 @@ def write_plots(
     # Spike raster of a few test samples: inputs, hidden, outputs.
     names = ("yang", "yin", "dot")
     picks = [int(np.flatnonzero(test_pts.labels == k)[0]) for k in range(N_CLASSES) if np.any(test_pts.labels == k)]
-    t_in = np.asarray(data["test"][0]["x"].to_first_spike_times(N_INPUTS))
+    n_in = config.n_inputs
+    t_in = np.asarray(data["test"][0]["x"].to_first_spike_times(n_in))
     fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 4), sharey=True)
     for ax, i in zip(np.atleast_1d(axes), picks):
         ms = 1e3
-        ax.scatter(t_in[i] * ms, np.arange(N_INPUTS), s=12, c="gray", label="input")
+        ax.scatter(t_in[i] * ms, np.arange(n_in), s=12, c="gray", label="input")
         th = test_ev["t_hidden"][i]
-        ax.scatter(th * ms, N_INPUTS + np.arange(config.hidden), s=4, c="tab:blue", label="hidden")
+        ax.scatter(th * ms, n_in + np.arange(config.hidden), s=4, c="tab:blue", label="hidden")
         to = test_ev["t_out"][i]
-        off = N_INPUTS + config.hidden
+        off = n_in + config.hidden
         ax.scatter(to * ms, off + np.arange(N_CLASSES), s=30, c="tab:red", marker="|", label="output")
         ax.set(xlabel="time [ms]", xlim=(0, config.t_max * ms), title=f"{names[test_pts.labels[i]]} sample")
     np.atleast_1d(axes)[0].set_ylabel("neuron (input | hidden | output)")

@@ -178,3 +178,49 @@ def test_sharded_training_matches_single_device() -> None:
     assert [r["devices"] for r in results] == [1, 4]
     np.testing.assert_allclose(results[0]["loss"], results[1]["loss"], rtol=1e-5)
     np.testing.assert_allclose(results[0]["w"], results[1]["w"], rtol=1e-5, atol=1e-6)
+
+
+def test_clip_weights_projects_after_every_step() -> None:
+    from snncomp.train import clip_weights
+
+    project = clip_weights(0.5)
+    params = {"weight": {"a": jnp.asarray([[-2.0, 0.3, 0.9]])}, "delay": {"a": jnp.asarray(0.001)}}
+    out = project(params)
+    np.testing.assert_array_equal(np.asarray(out["weight"]["a"]), np.asarray([[-0.5, 0.3, 0.5]], np.float32))
+    assert out["delay"]["a"] is params["delay"]["a"]  # delays untouched
+    with pytest.raises(SnnCompError, match="bound"):
+        clip_weights(-1.0)
+
+
+@dataclass
+class NoisyLinear(Linear):
+    """``Linear`` with dropout-like input noise: ``fit`` hands it a key per step."""
+
+    def apply(self, params: Any, inputs: Any, key: Any = None) -> Any:
+        x = inputs["x"]
+        if key is not None:
+            x = x * jax.random.bernoulli(key, 0.5, x.shape)
+        return {"logits": x @ params["w"] + params["b"]}
+
+
+def test_stochastic_apply_gets_a_fresh_key_per_step_and_stays_reproducible() -> None:
+    def run(seed: int) -> np.ndarray:
+        h = fit(
+            NoisyLinear(model().params),
+            ce,
+            data(),
+            optimizer=optax.sgd(0.5),
+            epochs=2,
+            batch_size=64,
+            seed=seed,
+            progress=False,
+        )
+        return np.asarray(h.params["w"])
+
+    plain = np.asarray(
+        fit(model(), ce, data(), optimizer=optax.sgd(0.5), epochs=2, batch_size=64, seed=0, progress=False).params["w"]
+    )
+    a, b, c = run(0), run(0), run(1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)  # a different seed draws different noise (and batch order)
+    assert not np.allclose(a, plain)  # the noise really acted

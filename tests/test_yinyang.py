@@ -69,6 +69,59 @@ def test_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
     assert "test accuracy" in proc.stdout and "jax" in proc.stdout
     assert "bss2-mock" in proc.stdout  # either the mock's accuracy or why it was skipped
     assert (tmp_path / "metrics.json").is_file()
+    if yinyang.bss2_available():
+        assert "BrainScaleS-2 resources" in proc.stdout
+        assert "jax weights" in proc.stdout and "HIL epochs" in proc.stdout
+
+
+def test_chip_ready_network_computes_what_the_plain_one_does() -> None:
+    """Repeated inputs start with their weight shared over the copies: same spikes as the 5-input network."""
+    plain = yinyang.YinYangConfig(hidden=16, n_train=64, n_val=8, n_test=8)
+    chip = yinyang.YinYangConfig.chip_ready(hidden=16, n_train=64, n_val=8, n_test=8)
+    assert chip.n_inputs == 25 and chip.weight_bound == pytest.approx(63 / 58)
+    outs = []
+    for cfg in (plain, chip):
+        inputs, _ = yinyang.prepare_data(cfg)["test"]
+        exe = yinyang.compile_for(yinyang.build_network(cfg), "jax", cfg)
+        rec = exe.run(inputs)
+        outs.append([np.asarray(rec.spikes[p].to_first_spike_times(n)) for p, n in (("h", 16), ("o", 3))])
+    times = np.asarray(yinyang.prepare_data(chip)["test"][0]["x"].to_first_spike_times(25))
+    np.testing.assert_array_equal(times[:, ::5], times[:, 4::5])  # the copies of a channel spike together
+    for a, b in zip(*outs):
+        assert np.isfinite(a).any()
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-8)
+
+
+def test_fake_quantize_rounds_in_value_and_passes_gradients() -> None:
+    w = jax.numpy.asarray([[0.0, 0.01, -0.5, 1.07]])
+    params = {"weight": {"a": w}, "delay": {"a": jax.numpy.zeros(())}}
+    q = yinyang.fake_quantize(params, 58.0)["weight"]["a"]
+    np.testing.assert_allclose(np.asarray(q) * 58.0, np.round(np.asarray(w) * 58.0), atol=1e-4)
+    g = jax.grad(lambda p: jax.numpy.sum(yinyang.fake_quantize(p, 58.0)["weight"]["a"] * 3.0))(params)
+    np.testing.assert_array_equal(np.asarray(g["weight"]["a"]), 3.0)
+
+
+# A short hardware-in-the-loop run on the realistic emulator, from a brief software pretraining.
+HIL_QUICK = yinyang.YinYangConfig.chip_ready(
+    hidden=40, epochs=1, n_train=2048, n_val=256, n_test=256, learning_rate=3e-3, pretrain_epochs=10, seed=0
+)
+HIL_ACCURACY = 0.6  # chance is 1/3; see the measured value in the assertion message
+
+
+def test_short_hardware_in_the_loop_run_learns(tmp_path: Path) -> None:
+    if not yinyang.bss2_available():
+        pytest.skip("bss2-mock is not available")
+    with jax.enable_x64(False):
+        result = yinyang.train(target="bss2-mock", config=HIL_QUICK, out=tmp_path, progress=False)
+    assert result.pretrain is not None and 0.0 <= result.pretrain["deployed_test_accuracy"] <= 1.0
+    assert len(result.records) == HIL_QUICK.epochs
+    assert result.test_accuracy >= HIL_ACCURACY, (result.pretrain, result.records)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["target"] == "bss2-mock" and metrics["pretrain"]["epochs"] == HIL_QUICK.pretrain_epochs
+    assert (tmp_path / "hardware_config.json").is_file()
+    # The recorded run's weights stayed within what one synapse realises.
+    for w in result.params["weight"].values():
+        assert float(np.max(np.abs(np.asarray(w)))) <= HIL_QUICK.weight_bound + 1e-6
 
 
 @pytest.mark.slow

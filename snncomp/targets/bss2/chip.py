@@ -231,6 +231,11 @@ class ChipSpec(BaseModel):
         """Hardware weight per model unit at this chip's default voltage map."""
         return self.weight_scale * self.v_scale / self.weight_scale_reference
 
+    @property
+    def weight_bound(self) -> float:
+        """Largest model weight one synapse realises at the default scale (63 / 58, about 1.086)."""
+        return self.weight_max / self.default_weight_scale
+
     def event_output(self, column: int) -> int:
         """The event output (crossbar input) of neuron column ``column``."""
         return column // self.columns_per_event_output
