@@ -690,6 +690,14 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
     ``max_spikes``), ``strategy`` (``"auto"`` or ``"event-queue"``, which forces
     the event loop everywhere), ``adjoint`` (``"eventprop"``, the default, or
     ``"autodiff"``: plain JAX autodiff through layer-parallel stages, the reference).
+
+    ``target="bss2-mock"`` places and routes the network on BrainScaleS-2 and runs it on the emulator
+    (same ``params``/``run``/``apply``/``report``; ``run`` is differentiable, hardware in the loop).
+    Options: ``t_max``, ``dtype``, ``spikes_per_neuron`` as above, ``mock`` (a ``MockConfig``:
+    ``MockConfig.ideal()``, the default, or ``.realistic()``), ``chip_seed``, ``trial_seed``, ``chip``,
+    ``step``, ``verify_each``, and any bss2 pass option by name (``signs``, ``saturate``, ``scale``,
+    ``strategy``, ``speedup``, ...); see :func:`snncomp.targets.bss2.mock.compile_mock`.
+    ``target="bss2"`` (the real chip) is not available here and says so.
     """
     from .dsl import Network as Builder
 

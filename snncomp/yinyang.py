@@ -74,15 +74,18 @@ class YinYangConfig:
     weight_scale: float | None = None
     gain_noise: float = 0.0
     pretrain_epochs: int = 0
+    finetune_learning_rate: float = 3e-4
 
     @classmethod
     def chip_ready(cls, **overrides: Any) -> YinYangConfig:
         """The network and training made for BrainScaleS-2 (the ``bss2-mock`` target and deployment).
 
         Each input on 5 channels (so 5 synapses carry its weight), every weight kept within one
-        synapse's range (63 / 58), trained quantization-aware at the chip's 58 steps per unit and
-        under 5 % per-neuron gain noise (the realistic preset's mismatch, roughly). On ``bss2-mock``
-        training first runs ``pretrain_epochs`` (100) in software, then fine-tunes in the loop.
+        synapse's range (63 / 58) and trained quantization-aware at the chip's 58 steps per unit.
+        On ``bss2-mock`` training first runs ``pretrain_epochs`` (100) in software, then fine-tunes
+        in the loop at ``finetune_learning_rate``. ``gain_noise`` (default 0) would add per-neuron
+        gain noise in software training; measured, it costs more software accuracy than it saves on
+        the emulator (``docs/results.md``).
         """
         from .targets.bss2.chip import ChipSpec
 
@@ -91,7 +94,6 @@ class YinYangConfig:
             "input_repeat": 5,
             "weight_bound": chip.weight_bound,
             "weight_scale": chip.default_weight_scale,
-            "gain_noise": 0.05,
             "pretrain_epochs": 100,
         }
         return cls(**{**base, **overrides})
@@ -370,7 +372,9 @@ class YinYangResult:
             "wall_seconds": self.wall_seconds,
             "compile_seconds": self.compile_seconds,
             "samples_per_s": self.samples_per_s,
-            "time_to_95_test_s": next((r["elapsed_s"] for r in self.records if r["test_accuracy"] >= 0.95), None),
+            "time_to_95_test_s": next(
+                (r["elapsed_s"] for r in self.records if r.get("test_accuracy", 0.0) >= 0.95), None
+            ),
             "pretrain": self.pretrain,
         }
 
@@ -432,7 +436,10 @@ def train(
             f"(jax {pretrained['jax_test_accuracy']:.3f}); fine-tuning in the loop"
         )
     steps = config.n_train // config.batch_size
-    schedule = optax.cosine_decay_schedule(config.learning_rate, config.epochs * steps, alpha=0.05)
+    # Fine-tuning trained weights in the loop starts gentler: a fresh Adam at the full rate first
+    # undoes part of what the software training reached.
+    lr = config.finetune_learning_rate if (target == "bss2-mock" and params is not None) else config.learning_rate
+    schedule = optax.cosine_decay_schedule(lr, config.epochs * steps, alpha=0.05)
     start = exe.params if params is None else params
     best: dict[str, Any] = {"accuracy": -1.0, "epoch": -1, "params": start}
 
@@ -441,7 +448,9 @@ def train(
         record["val_loss"] = ev["loss"]
         record["val_accuracy"] = ev["accuracy"]
         # Test accuracy per epoch is recorded for reporting (time to 95 %) only; selection uses validation.
-        record["test_accuracy"] = evaluator(params, data["test"])["accuracy"]
+        # On the emulator (~100x slower) it would cost a fifth of each epoch, so there only at the end.
+        if target == "jax":
+            record["test_accuracy"] = evaluator(params, data["test"])["accuracy"]
         record["elapsed_s"] = time.perf_counter() - t_start
         if ev["accuracy"] > best["accuracy"]:
             best.update(accuracy=ev["accuracy"], epoch=int(record["epoch"]), params=params)
