@@ -12,6 +12,10 @@ synapse (``signs=used``), or, with ``saturate=split``, grew beyond its synapses 
 concrete, the network is placed and routed again with the new weights (counted and shown by
 ``report()``); inside ``jax.grad``/``jit`` (traced parameters) it cannot be, so those weights are
 clipped or dropped and counted in the run's health.
+
+Gradients (hardware in the loop): ``run`` is differentiable. The forward pass is the emulator's; the
+backward pass is EventProp on the software model of the placement, replayed at the recorded spikes
+(:meth:`MockExecutable._differentiable_spikes`, ``docs/bss2.md``).
 """
 
 from __future__ import annotations
