@@ -110,7 +110,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
     y = tasks.add_parser("yinyang", help="the Yin-Yang first-spike classification task (5 -> hidden -> 3)")
     y.add_argument("--target", choices=("jax", "bss2-mock"), default="jax", help="where to train (default jax)")
-    y.add_argument("--mock", choices=("ideal", "realistic"), default="realistic", help="bss2-mock preset")
+    y.add_argument(
+        "--mock", choices=("ideal", "realistic"), default="realistic", help="bss2-mock preset (default realistic)"
+    )
     y.add_argument("--hidden", type=_positive, default=120, help="hidden neurons (default 120)")
     y.add_argument(
         "--epochs",
@@ -124,8 +126,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     y.add_argument(
         "--chip-ready",
         action="store_true",
-        help="on jax: train the network made for BrainScaleS-2 (5x repeated inputs, bounded, quantization- and "
-        "mismatch-aware) so the weights deploy on bss2-mock; implied by --target bss2-mock",
+        help="on jax: train the network made for BrainScaleS-2 (5x repeated inputs, weights within a synapse's "
+        "range, quantization-aware) so the weights deploy on bss2-mock; implied by --target bss2-mock",
     )
     y.add_argument(
         "--pretrain-epochs",
