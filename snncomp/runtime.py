@@ -289,6 +289,25 @@ def _fail_inputs(where: str, problem: str) -> InputError:
 
 
 # -- input checks shared by every target ------------------------------------------------------------
+def check_compile_options(options: Mapping[str, Any]) -> tuple[float | None, np.dtype]:
+    """The compile options every target shares: ``(t_max, dtype)``, checked (``TargetError`` if bad)."""
+    t_max = options.get("t_max")
+    if t_max is not None:
+        t = float(t_max)
+        if not np.isfinite(t) or t <= 0:
+            raise TargetError(f"t_max must be a finite time > 0 in seconds, got {t_max!r}")
+        t_max = t
+    dtype_opt = options.get("dtype")
+    dtype = _default_float() if dtype_opt is None else np.dtype(dtype_opt)
+    if dtype not in (np.float32, np.float64):
+        raise TargetError(f"dtype must be float32 or float64, got {dtype_opt!r}")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise TargetError(
+            "dtype float64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) before compiling"
+        )
+    return t_max, dtype
+
+
 def check_run_options(on_overflow: str, dtype: np.dtype) -> None:
     """The run options every target shares: ``on_overflow`` and a float64 executable under 32-bit JAX."""
     if on_overflow not in ("flag", "raise"):
@@ -744,20 +763,7 @@ def _compile_jax(network: Network, **options: Any) -> JaxExecutable:
     from .targets.jax_event import initial_params, lower
 
     start = time.perf_counter()
-    t_max = options.get("t_max")
-    if t_max is not None:
-        t = float(t_max)
-        if not np.isfinite(t) or t <= 0:
-            raise TargetError(f"t_max must be a finite time > 0 in seconds, got {t_max!r}")
-        t_max = t
-    dtype_opt = options.get("dtype")
-    dtype = _default_float() if dtype_opt is None else np.dtype(dtype_opt)
-    if dtype not in (np.float32, np.float64):
-        raise TargetError(f"dtype must be float32 or float64, got {dtype_opt!r}")
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
-        raise TargetError(
-            "dtype float64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) before compiling"
-        )
+    t_max, dtype = check_compile_options(options)
     strategy = options.get("strategy", "auto")
     if strategy not in ("auto", "event-queue"):
         raise TargetError(f"strategy must be 'auto' or 'event-queue', got {strategy!r}")

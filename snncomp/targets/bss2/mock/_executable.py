@@ -43,14 +43,15 @@ from ....runtime import (
     Recording,
     Report,
     Spikes,
-    _default_float,
     _is_tracer,
+    check_compile_options,
     check_inputs,
     check_params,
     check_run_options,
     check_t_max,
     raise_input_error,
 )
+from ...jax_event import initial_params  # the params layout both targets share
 from ..config import HardwareConfig
 from ..report import resource_report
 from ._arrays import ReadoutLayout, bucket, mock_arrays
@@ -167,7 +168,7 @@ class MockExecutable(Executable):
         self._current = self._place(network, "initial")
         compiled = self._current.result.network
         self._network = compiled
-        self._params = _initial_params(compiled, self._dtype)
+        self._params = initial_params(compiled, self._dtype)
         self._inputs = tuple((n.name, n.size) for n in compiled.nodes if n.kind == "input")
         self._post = jax.jit(self._post_impl, static_argnames=("batch_shape", "placement"))
         self._seconds = time.perf_counter() - start
@@ -651,16 +652,6 @@ class MockExecutable(Executable):
         )
 
 
-def _initial_params(net: Network, dtype: np.dtype) -> dict[str, dict[str, Array]]:
-    """``{"weight": {edge_key: [src, tgt]}, "delay": {edge_key: scalar}}``, as the jax target builds them."""
-    weight: dict[str, Array] = {}
-    delay: dict[str, Array] = {}
-    for key, e in zip(net.edge_keys(), net.edges):
-        weight[key] = jnp.asarray(np.asarray(e.weight, np.float64).astype(dtype))
-        delay[key] = jnp.asarray(np.asarray(e.delay, np.float64).astype(dtype))
-    return {"weight": weight, "delay": delay}
-
-
 def compile_mock(network: Any, **options: Any) -> MockExecutable:
     """Compile ``network`` for BrainScaleS-2 and return an executable that runs on the emulator.
 
@@ -690,20 +681,7 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
             f"target 'bss2-mock' has no option {', '.join(map(repr, unknown))}; valid options: "
             f"{', '.join(_OPTIONS)}, and the bss2 pass options {', '.join(valid)}"
         )
-    t_max = options.get("t_max")
-    if t_max is not None:
-        t = float(t_max)
-        if not np.isfinite(t) or t <= 0:
-            raise TargetError(f"t_max must be a finite time > 0 in seconds, got {t_max!r}")
-        t_max = t
-    dtype_opt = options.get("dtype")
-    dtype = _default_float() if dtype_opt is None else np.dtype(dtype_opt)
-    if dtype not in (np.float32, np.float64):
-        raise TargetError(f"dtype must be float32 or float64, got {dtype_opt!r}")
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
-        raise TargetError(
-            "dtype float64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) before compiling"
-        )
+    t_max, dtype = check_compile_options(options)
     mock = options.get("mock") or MockConfig.ideal()
     if not isinstance(mock, MockConfig):
         raise TargetError(f"option mock must be a MockConfig (MockConfig.ideal() or .realistic()), got {mock!r}")
