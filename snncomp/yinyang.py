@@ -518,11 +518,10 @@ def write_artifacts(
     if exe is not None:
         ir.save(exe.network, out / "network.json")
         files.append("network.json")
-        if result.target == "bss2-mock":
-            lowered = getattr(exe, "lowered", None)
-            if lowered is not None and hasattr(lowered, "save"):
-                lowered.save(out / "hardware_config.json")
-                files.append("hardware_config.json")
+        if result.target == "bss2-mock" and hasattr(exe, "hardware_config"):
+            # The configuration with the trained weights in its synapses: what the chip would be sent.
+            exe.hardware_config(result.params).save(out / "hardware_config.json")
+            files.append("hardware_config.json")
     files += write_plots(result, out, evaluator=evaluator, data=data, say=say)
     return files
 

@@ -118,7 +118,11 @@ def test_short_hardware_in_the_loop_run_learns(tmp_path: Path) -> None:
     assert result.test_accuracy >= HIL_ACCURACY, (result.pretrain, result.records)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["target"] == "bss2-mock" and metrics["pretrain"]["epochs"] == HIL_QUICK.pretrain_epochs
-    assert (tmp_path / "hardware_config.json").is_file()
+    from snncomp.targets.bss2 import HardwareConfig
+
+    saved = HardwareConfig.load(tmp_path / "hardware_config.json")
+    assert saved == result.exe.hardware_config(result.params)  # the trained weights, not the initial ones
+    assert saved != result.exe.hardware_config(result.exe.params)
     # The recorded run's weights stayed within what one synapse realises.
     for w in result.params["weight"].values():
         assert float(np.max(np.abs(np.asarray(w)))) <= HIL_QUICK.weight_bound + 1e-6
