@@ -5,11 +5,25 @@ simulator, so agreement between the two is evidence about both. Modules: ``_conf
 and its presets), ``_routing`` (event delivery as configured), ``_neurons`` (analog parameters and
 fixed-pattern noise), ``_dynamics`` (closed-form neuron evolution and the crossing search),
 ``_engine`` (the run loop, bus rate limit, readout), ``_weights`` (re-quantization of new weights into
-the existing routing), ``_executable`` (``MockExecutable``, ``compile_mock``).
+the existing routing), ``_executable`` (``MockExecutable``, ``compile_mock``), ``_calibrate`` (the
+spike-based per-neuron gain calibration, ``calibrate_gain``).
 """
 
+from ._calibrate import GainCalibration, cached_calibration, calibrate_gain, circuits_of
 from ._config import MockConfig
 from ._executable import MockExecutable, MockHealth, MockReport, compile_mock
 from ._routing import EventTables, event_tables
 
-__all__ = ["EventTables", "MockConfig", "MockExecutable", "MockHealth", "MockReport", "compile_mock", "event_tables"]
+__all__ = [
+    "EventTables",
+    "GainCalibration",
+    "MockConfig",
+    "MockExecutable",
+    "MockHealth",
+    "MockReport",
+    "cached_calibration",
+    "calibrate_gain",
+    "circuits_of",
+    "compile_mock",
+    "event_tables",
+]

@@ -55,6 +55,7 @@ from ...jax_event import initial_params  # the params layout both targets share
 from ..config import HardwareConfig
 from ..report import resource_report
 from ._arrays import ReadoutLayout, bucket, mock_arrays
+from ._calibrate import GainCalibration, circuits_of
 from ._config import MockConfig
 from ._engine import COUNTERS, BatchResult, EngineOptions, MockArrays, run_batch
 from ._neurons import neuron_arrays
@@ -63,7 +64,18 @@ from ._weights import WeightLayout, requantize_host, requantize_jax
 
 __all__ = ["MockExecutable", "MockHealth", "MockReport", "compile_mock"]
 
-_OPTIONS = ("t_max", "mock", "chip_seed", "trial_seed", "chip", "spikes_per_neuron", "dtype", "step", "verify_each")
+_OPTIONS = (
+    "t_max",
+    "mock",
+    "chip_seed",
+    "trial_seed",
+    "chip",
+    "calibration",
+    "spikes_per_neuron",
+    "dtype",
+    "step",
+    "verify_each",
+)
 _UNBOUNDED = 1 << 30  # readout budget of a population without max_spikes
 
 
@@ -160,6 +172,9 @@ class MockExecutable(Executable):
         self.mock: MockConfig = options["mock"]
         self.chip_seed: int = options["chip_seed"]
         self.trial_seed: int = options["trial_seed"]
+        self.calibration: GainCalibration | None = options.get("calibration")
+        cal = self.calibration
+        self._trims: np.ndarray | None = None if cal is None else np.stack([cal.exc, cal.inh])
         self._cache: list[_Placement] = []  # every placement made, reused when new weights fit one again
         self._events: list[str] = []
         self._n_traces = 0
@@ -223,7 +238,7 @@ class MockExecutable(Executable):
                 budgets[n] = ms if ms is not None else _UNBOUNDED
             readout.append((name, offset, pm.size * per))
             offset += pm.size * per
-        neurons = neuron_arrays(config, tables.neuron_ids, self.mock, self.chip_seed, budgets)
+        neurons = neuron_arrays(config, tables.neuron_ids, self.mock, self.chip_seed, budgets, self._trims)
         arrays, opts, ro = mock_arrays(
             config,
             tables,
@@ -257,6 +272,17 @@ class MockExecutable(Executable):
         other._events = [*self._events, "given configuration"]
         other._health = None
         other._n_traces = 0
+        other._post = jax.jit(other._post_impl, static_argnames=("batch_shape", "placement"))
+        return other
+
+    def _with_trims(self, trims: np.ndarray | None) -> MockExecutable:
+        """A copy whose circuits' synaptic gains are multiplied by ``trims`` (``[2, hemispheres, columns]``)."""
+        other = copy.copy(self)
+        other._trims = None if trims is None else np.asarray(trims, np.float64)
+        cur = self._current
+        other._current = other._build(cur.result, cur.config, cur.layout, cur.reason)
+        other._cache = [other._current]
+        other._health = None
         other._post = jax.jit(other._post_impl, static_argnames=("batch_shape", "placement"))
         return other
 
@@ -625,6 +651,11 @@ class MockExecutable(Executable):
             "trainable_weights": sum(int(np.prod(w.shape)) for w in self._params["weight"].values()),
         }
         remarks = [str(r) for r in cur.result.remarks]
+        if self.calibration is not None:
+            cols = cur.config.chip.columns
+            missed = [c for c in circuits_of(cur.config) if not self.calibration.measured[c // cols, c % cols]]
+            if missed:
+                remarks.append(f"{len(missed)} circuit(s) in use were not covered by the gain calibration (trim 1)")
         if cur.tables.ignored_nodes:
             remarks.append(f"{cur.tables.ignored_nodes} crossbar node(s) the chip does not have were ignored")
         return MockReport(
@@ -640,7 +671,8 @@ class MockExecutable(Executable):
             compile_seconds=self._seconds,
             remarks=remarks,
             resource_table=res.table(),
-            mock=f"mock {self.mock.text()}; chip_seed={self.chip_seed}, trial_seed={self.trial_seed}",
+            mock=f"mock {self.mock.text()}; chip_seed={self.chip_seed}, trial_seed={self.trial_seed}"
+            + ("" if self.calibration is None else f"; {self.calibration.text()}"),
             placements=list(self._events),
             health=self._health.text() if self._health is not None else "no run yet",
         )
@@ -657,12 +689,13 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
 
     Options: ``t_max`` (window in model seconds, overridable per run), ``mock`` (a :class:`MockConfig`,
     default :meth:`MockConfig.ideal`), ``chip_seed`` (fixed-pattern noise, default 0), ``trial_seed``
-    (trial-to-trial noise, default 0), ``chip`` (a ``ChipSpec``), ``spikes_per_neuron`` (readout bound of
-    populations without ``max_spikes``), ``dtype`` (float32 default, float64 under ``jax_enable_x64``),
-    ``step`` (the emulator's longest integration step while a neuron may cross threshold, in 8 ns FPGA
-    ticks, default 16; numerics only), ``verify_each`` (re-verify after every pass, default True). Any
-    other option sets a bss2 pass option by name (``signs="used"``, ``saturate="split"``, ``scale=40``,
-    ``strategy="first-fit"``, ``speedup=…``).
+    (trial-to-trial noise, default 0), ``chip`` (a ``ChipSpec``), ``calibration`` (a
+    :class:`GainCalibration` of this chip from :func:`calibrate_gain`: per-circuit synaptic-gain trims),
+    ``spikes_per_neuron`` (readout bound of populations without ``max_spikes``), ``dtype`` (float32 default,
+    float64 under ``jax_enable_x64``), ``step`` (the emulator's longest integration step while a neuron may
+    cross threshold, in 8 ns FPGA ticks, default 16; numerics only), ``verify_each`` (re-verify after every
+    pass, default True). Any other option sets a bss2 pass option by name (``signs="used"``,
+    ``saturate="split"``, ``scale=40``, ``strategy="first-fit"``, ``speedup=…``).
     """
     from ....dsl import Network as Builder
     from ....passes import pipeline
@@ -688,6 +721,18 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
     step = int(options.get("step", 16))
     if not 1 <= step <= 1024:
         raise TargetError(f"step must be 1..1024 FPGA ticks (the emulator's longest integration step), got {step!r}")
+    calibration = options.get("calibration")
+    if calibration is not None:
+        from ..chip import ChipSpec
+
+        if not isinstance(calibration, GainCalibration):
+            raise TargetError(
+                f"option calibration must be a GainCalibration (from calibrate_gain), got {type(calibration).__name__}"
+            )
+        chip = options.get("chip") or ChipSpec()
+        why = calibration.matches(mock, int(options.get("chip_seed", 0)), (chip.hemispheres, chip.columns))
+        if why is not None:
+            raise TargetError(f"option calibration does not belong to this chip: {why}")
     spn = options.get("spikes_per_neuron")
     if spn is not None and int(spn) < 1:
         raise TargetError(f"spikes_per_neuron must be >= 1, got {spn!r}")
@@ -697,6 +742,7 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
         "chip_seed": int(options.get("chip_seed", 0)),
         "trial_seed": int(options.get("trial_seed", 0)),
         "chip": options.get("chip"),
+        "calibration": calibration,
         "spikes_per_neuron": None if spn is None else int(spn),
         "dtype": dtype,
         "verify_each": bool(options.get("verify_each", True)),

@@ -77,14 +77,21 @@ def neuron_arrays(
     mock: MockConfig,
     chip_seed: int,
     budgets: np.ndarray,
+    trims: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The simulated neurons' parameters as this emulated chip realises them (host arrays, ``NeuronArrays`` fields).
 
     A logical neuron of several shorted circuits takes the mean deviation of its circuits [I].
+    ``trims`` (``[2, hemispheres, columns]``, a gain calibration's excitatory and inhibitory factors)
+    multiply each circuit's synaptic gain.
     """
     chip = config.chip
     tick = chip.timestamp
     dev = circuit_deviations(config, mock, chip_seed)
+    if trims is not None:
+        dev = dev.copy()
+        # The trim multiplies the circuit's gain: (1 + d) * t - 1 is its new relative deviation.
+        dev[3:5] = (1.0 + dev[3:5]) * trims - 1.0
     rows = []
     for k in neuron_ids:
         n = config.neurons[int(k)]

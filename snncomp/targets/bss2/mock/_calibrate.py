@@ -1,0 +1,410 @@
+"""Spike-based per-neuron calibration of the synaptic gain (``calibrate_gain``, ``GainCalibration``).
+
+The chip's standard calibration (calix) leaves a per-neuron spread of synaptic input strength and of
+the threshold distance (``MockConfig.realistic``: 5 % gain, 2 + 2 LSB of threshold and leak). For a
+first-spike network both act as a per-neuron scaling of the input weights, separately for excitatory
+and inhibitory synapses: a neuron crosses threshold when ``sum g w k(t) >= theta``. This module
+measures ``g / theta`` of every neuron circuit from spikes alone -- the only thing the emulator
+records, as an experiment on the real chip would -- and trims each circuit's excitatory and
+inhibitory synaptic-input strength to the design value. On the chip the trims would be the
+per-neuron CapMem biases of the synaptic inputs that calix also sets (``BSS2_SPEC.md`` §2.5); here
+they multiply the emulated circuit's gain.
+
+The experiment: one population on every circuit, driven at ``t = 0`` by binary-weighted input
+channels (6-bit weights ``1, 2, ..., 32`` plus channels at the full 63), so that each sample of a
+batch delivers a different integer total weight ``S`` to every neuron. A neuron fires in exactly the
+samples whose ``S`` reaches its critical drive; counting the silent samples (with repeats, so the
+trial-to-trial threshold noise dithers the count below one step) gives that critical drive. The
+inhibitory strength is measured the same way against a fixed excitatory drive of twice the design
+critical drive. Both are compared with the same experiment on a chip without mismatch or noise (the
+design), so the stagger of the input channels and the timestamp quantization cancel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ....errors import TargetError
+from ..chip import ChipSpec
+from ._config import MockConfig
+
+__all__ = ["GainCalibration", "cached_calibration", "calibrate_gain", "circuits_of"]
+
+_FPN = ("fpn_tau_mem", "fpn_tau_syn", "fpn_gain", "fpn_v_threshold", "fpn_v_leak", "fpn_v_reset")
+_BINARY = (1, 2, 4, 8, 16, 32)  # 6-bit weights that sum to any integer below 64
+_STAGGER_TICKS = 2  # one event per bus and FPGA cycle: spread the channels so none waits or is dropped
+
+
+@dataclass(frozen=True)
+class GainCalibration:
+    """Per-circuit trims of the synaptic gain of one emulated chip (``calibrate_gain``).
+
+    ``exc``/``inh`` (``[hemispheres, columns]``) multiply each circuit's excitatory/inhibitory
+    synaptic gain. ``residual_exc``/``residual_inh`` are the relative deviations of ``g / theta``
+    from the design value measured *after* the last round of trims (what is left). The calibration
+    belongs to ``chip_seed`` and to the fixed-pattern spreads it was measured with (``fpn``);
+    ``compile(..., calibration=)`` refuses it for another chip. ``measured`` marks the circuits the
+    measurement covered (the others have trim 1); the statistics are over those.
+    """
+
+    chip_seed: int
+    fpn: tuple[tuple[str, float], ...]
+    exc: np.ndarray
+    inh: np.ndarray
+    measured: np.ndarray
+    residual_exc: np.ndarray
+    residual_inh: np.ndarray
+    before_exc: np.ndarray
+    before_inh: np.ndarray
+    step: float
+    rounds: int
+    tau_mem: float
+    tau_syn: float
+
+    def matches(self, mock: MockConfig, chip_seed: int, shape: tuple[int, int]) -> str | None:
+        """``None`` if this calibration belongs to that chip, else the reason it does not."""
+        if int(chip_seed) != self.chip_seed:
+            return f"it was measured on chip_seed={self.chip_seed}, this executable runs chip_seed={chip_seed}"
+        fpn = tuple((f, float(getattr(mock, f))) for f in _FPN)
+        if fpn != self.fpn:
+            return f"it was measured with fixed-pattern spreads {dict(self.fpn)}, this mock has {dict(fpn)}"
+        if self.exc.shape != shape:
+            return f"it covers {self.exc.shape} circuits, this chip has {shape}"
+        return None
+
+    def text(self) -> str:
+        """One line: the spread of ``g / theta`` before and after the trims."""
+
+        def pct(a: np.ndarray) -> str:
+            return f"{100 * float(np.std(a[self.measured])):.2f} %"
+
+        return (
+            f"gain calibration of chip_seed={self.chip_seed} ({int(self.measured.sum())} circuits, "
+            f"{self.rounds} round(s), trim step {self.step:g}): "
+            f"spread of g/theta exc {pct(self.before_exc)} -> {pct(self.residual_exc)}, "
+            f"inh {pct(self.before_inh)} -> {pct(self.residual_inh)}"
+        )
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (``from_json`` reads it back)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else ([list(p) for p in v] if f.name == "fpn" else v)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GainCalibration:
+        """Inverse of :meth:`to_json`."""
+        kw = dict(data)
+        kw["fpn"] = tuple((str(k), float(v)) for k, v in kw["fpn"])
+        for f in ("exc", "inh", "residual_exc", "residual_inh", "before_exc", "before_inh"):
+            kw[f] = np.asarray(kw[f], np.float64)
+        kw["measured"] = np.asarray(kw["measured"], bool)
+        return cls(**kw)
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON."""
+        Path(path).write_text(json.dumps(self.to_json()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> GainCalibration:
+        """Read a calibration written by :meth:`save`."""
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def _channels(total_max: int) -> np.ndarray:
+    """6-bit channel weights able to express every integer drive in ``0 .. total_max``."""
+    full = max(0, int(np.ceil((total_max - sum(_BINARY)) / 63)))
+    return np.array([*_BINARY, *([63] * full)], np.int64)
+
+
+def _decompose(totals: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``bool[samples, channels]``: which channels spike so that their weights sum to each total."""
+    n_full = len(weights) - len(_BINARY)
+    full = np.minimum(totals // 63, n_full)
+    rest = totals - 63 * full
+    on = np.zeros((len(totals), len(weights)), bool)
+    for k, w in enumerate(_BINARY):
+        on[:, k] = (rest & w) != 0
+    for k in range(n_full):
+        on[:, len(_BINARY) + k] = full > k
+    if not np.array_equal(on @ weights, totals):
+        raise TargetError("gain calibration: a drive level cannot be expressed by the channel weights")
+    return on
+
+
+class _Experiment:
+    """The calibration network compiled on one emulated chip, run with per-circuit trims."""
+
+    def __init__(
+        self,
+        mock: MockConfig,
+        chip_seed: int,
+        trial_seed: int,
+        chip: Any,
+        tau_mem: float,
+        tau_syn: float,
+        circuits: tuple[int, ...] | None,
+    ):
+        from ....dsl import Network as Builder
+        from ._executable import compile_mock
+
+        self.chip = chip if chip is not None else ChipSpec()
+        total = self.chip.hemispheres * self.chip.columns
+        self.n = total if circuits is None else len(circuits)
+        # Drives up to 9 and 10 full synapses: the design neuron of the default parameters needs
+        # about 233 (3.7 synapses), and the scans reach 2x that (exc) and 2.3x (inh).
+        self.we = _channels(63 * 9)
+        self.wi = _channels(63 * 10)
+        # Pinned to the circuits to measure (all by default), one neuron per circuit.
+        where = list(range(total)) if circuits is None else list(circuits)
+        net = Builder("gain-calibration", metadata={"bss2.placement": {"n": {"circuits": where}}})
+        e = net.input("e", len(self.we))
+        i = net.input("i", len(self.wi))
+        pop = net.lif("n", self.n, tau_mem=tau_mem, tau_syn=tau_syn, max_spikes=1)
+        self.scale = self.chip.default_weight_scale
+        net.connect(e, pop, weight=np.repeat(self.we[:, None] / self.scale, self.n, axis=1))
+        net.connect(i, pop, weight=np.repeat(-self.wi[:, None] / self.scale, self.n, axis=1))
+        # The critical neuron crosses at the PSP peak (under one tau_mem); 3 tau_mem leave margin.
+        self.t_max = 3 * tau_mem
+        self.exe = compile_mock(
+            net, t_max=self.t_max, mock=mock, chip_seed=chip_seed, trial_seed=trial_seed, chip=self.chip
+        )
+        cfg = self.exe.lowered
+        ids = cfg.populations["n"].neurons
+        self.where = np.array([(cfg.neurons[k].hemisphere, cfg.neurons[k].column) for k in ids], np.int64)
+        if any(cfg.neurons[k].width != 1 for k in ids):
+            raise TargetError("gain calibration needs one circuit per neuron; the placement merged circuits")
+        self.tick_model = self.chip.timestamp * cfg.speedup
+
+    def fired(self, exc: np.ndarray, inh: np.ndarray, trims: np.ndarray | None) -> np.ndarray:
+        """``bool[samples, circuits]``: which neuron fired for each sample's (exc, inh) drive."""
+        import snncomp
+
+        from ._executable import MockExecutable
+
+        on_e = _decompose(exc, self.we)
+        on_i = _decompose(inh, self.wi)
+        n_e = len(self.we)
+        # Excitatory and inhibitory channels interleave, so both kinds arrive over the same short span.
+        slot_e = 2 * np.arange(n_e)
+        slot_i = 2 * np.arange(len(self.wi)) + 1
+        t_e = np.where(on_e, slot_e * _STAGGER_TICKS * self.tick_model, np.inf)
+        t_i = np.where(on_i, slot_i * _STAGGER_TICKS * self.tick_model, np.inf)
+        exe: MockExecutable = self.exe
+        if trims is not None:
+            exe = exe._with_trims(trims)
+        rec = exe.run(
+            {"e": snncomp.Spikes.from_first_spike_times(t_e), "i": snncomp.Spikes.from_first_spike_times(t_i)},
+            on_overflow="raise",
+        )
+        first = np.asarray(rec.spikes["n"].to_first_spike_times(self.n))
+        return np.isfinite(first)
+
+
+def _critical(fired: np.ndarray, levels: np.ndarray, repeats: int, rising: bool) -> np.ndarray:
+    """The drive at which each neuron starts (``rising``) or stops firing, from a scan with repeats."""
+    f = fired.reshape(repeats, len(levels), -1).mean(axis=0)
+    step = float(levels[1] - levels[0])
+    if rising:
+        return levels[0] - 0.5 * step + step * (1.0 - f).sum(axis=0)
+    return levels[0] - 0.5 * step + step * f.sum(axis=0)
+
+
+def _scan(lo: float, hi: float, points: int) -> np.ndarray:
+    return np.unique(np.round(np.linspace(lo, hi, points)).astype(np.int64))
+
+
+def calibrate_gain(
+    mock: MockConfig,
+    chip_seed: int = 0,
+    *,
+    trial_seed: int = 1_000_003,
+    chip: Any = None,
+    rounds: int = 2,
+    repeats: int = 2,
+    step: float = 0.002,
+    tau_mem: float = 10e-3,
+    tau_syn: float = 5e-3,
+    circuits: Sequence[int] | None = None,
+) -> GainCalibration:
+    """Measure ``g / theta`` of every neuron circuit of an emulated chip from spikes and trim it to design.
+
+    ``mock`` and ``chip_seed`` name the chip (its fixed-pattern noise); the measurement runs on it
+    with its trial-to-trial noise (``trial_seed``), ``repeats`` times per drive level. Each of
+    ``rounds`` rounds measures with the trims so far and corrects them; trims are rounded to
+    ``step`` (the resolution of the per-neuron bias; an assumption, ``docs/bss2.md``) and kept in
+    ``[0.5, 2]``. ``tau_mem``/``tau_syn`` (model seconds) should be the network's. ``circuits`` (ids
+    ``hemisphere * columns + column``; default every circuit) limits the measurement to those a network
+    uses (:func:`circuits_of`), the others keep trim 1. Returns the trims and the residual spread
+    measured in the last round; pass it as ``compile(..., calibration=)``.
+    """
+    if rounds < 1 or repeats < 1:
+        raise TargetError(f"calibrate_gain: rounds and repeats must be >= 1, got {rounds}, {repeats}")
+    if not 0 < step < 0.1:
+        raise TargetError(f"calibrate_gain: step must lie in (0, 0.1), got {step}")
+    chip_spec = chip if chip is not None else ChipSpec()
+    total = chip_spec.hemispheres * chip_spec.columns
+    chosen: tuple[int, ...] | None = None
+    if circuits is not None:
+        chosen = tuple(sorted({int(c) for c in circuits}))
+        if not chosen or chosen[0] < 0 or chosen[-1] >= total:
+            raise TargetError(f"calibrate_gain: circuits must be ids in 0..{total - 1}, got {list(circuits)[:8]}")
+    design = mock.model_copy(update={**{f: 0.0 for f in _FPN}, "threshold_noise": 0.0, "jitter": 0.0})
+    ref = _Experiment(design, chip_seed, trial_seed, chip, tau_mem, tau_syn, chosen)
+    real = _Experiment(mock, chip_seed, trial_seed, chip, tau_mem, tau_syn, chosen)
+    shape = (ref.chip.hemispheres, ref.chip.columns)
+
+    # Design critical drives: exc alone, then inh against twice that exc drive.
+    coarse = np.arange(0, int(ref.we.sum()) // 2, 3)
+    s_nom = float(np.median(_critical(ref.fired(coarse, 0 * coarse, None), coarse, 1, True)))
+    if not 8 <= s_nom <= coarse[-1] - 4:
+        raise TargetError(
+            f"gain calibration: the design neuron (tau_mem={tau_mem}, tau_syn={tau_syn}) needs a drive of {s_nom:g} "
+            f"6-bit units, outside what the experiment can scan (8 .. {coarse[-1] - 4})"
+        )
+    e_fix = round(2 * s_nom)
+    # The first excitatory scan spans the uncalibrated spread; once the excitatory gain is trimmed,
+    # every neuron's critical drive lies near the design's and the scans narrow (finer steps).
+    wide_e = _scan(0.7 * s_nom, 1.45 * s_nom, 80)
+    narrow_e = _scan(0.88 * s_nom, 1.14 * s_nom, 48)
+    lv_i = _scan(0.65 * s_nom, 1.45 * s_nom, 96)
+    s_ref = float(np.median(_critical(ref.fired(wide_e, 0 * wide_e, None), wide_e, 1, True)))
+    i_ref = float(np.median(_critical(ref.fired(np.full_like(lv_i, e_fix), lv_i, None), lv_i, 1, False)))
+    u_ref = (e_fix / s_ref - 1.0) / i_ref
+    h_idx, c_idx = real.where[:, 0], real.where[:, 1]
+
+    def grid(per_neuron: np.ndarray) -> np.ndarray:
+        out = np.ones(shape)  # circuits not measured: trim 1, deviation 0
+        out[h_idx, c_idx] = per_neuron
+        return out
+
+    def scan(exc: np.ndarray, inh: np.ndarray, levels: np.ndarray, trims: np.ndarray, name: str) -> np.ndarray:
+        rising = not inh.any()
+        fired = real.fired(np.tile(exc, repeats), np.tile(inh, repeats), trims)
+        # A neuron that fires at every level (or at none) has its critical drive outside the scan.
+        stuck = fired.all(axis=0) | ~fired.any(axis=0)
+        if stuck.any():
+            h, c = real.where[int(np.argmax(stuck))]
+            raise TargetError(
+                f"gain calibration: the {name} drive of circuit (hemisphere {h}, column {c}) lies outside the "
+                "scanned range; its mismatch is beyond what this calibration can measure"
+            )
+        return _critical(fired, levels, repeats, rising)
+
+    def measure_exc(trims: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Relative ``g_exc / theta`` per neuron: a stronger neuron needs less drive."""
+        return s_ref / scan(levels, 0 * levels, levels, trims, "excitatory")
+
+    def measure_inh(trims: np.ndarray, rel_exc: np.ndarray) -> np.ndarray:
+        """Relative ``g_inh / theta`` per neuron, given its (trimmed) relative excitatory strength."""
+        s = s_ref / rel_exc
+        i = scan(np.full_like(lv_i, e_fix), lv_i, lv_i, trims, "inhibitory")
+        return (e_fix / s - 1.0) / i / u_ref
+
+    def quantized(t: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(t / step) * step, 0.5, 2.0)
+
+    trims = np.ones((2, *shape))
+    before_e = before_i = None
+    for r in range(rounds):
+        re = measure_exc(trims, wide_e if r == 0 else narrow_e)
+        old_e = trims[0][h_idx, c_idx]
+        new_e = quantized(old_e / re)
+        trims[0] = grid(new_e)
+        if r == 0:
+            # The inhibitory estimate leans on the excitatory one (twice its relative error), so
+            # measure the freshly trimmed excitatory strength again, in the fine scan.
+            re_after = measure_exc(trims, narrow_e)
+        else:
+            re_after = re * new_e / old_e  # the gain is linear in the trim
+        ri = measure_inh(trims, re_after)
+        trims[1] = grid(quantized(trims[1][h_idx, c_idx] / ri))
+        if before_e is None:
+            before_e, before_i = re, ri
+    res_e = measure_exc(trims, narrow_e)
+    res_i = measure_inh(trims, res_e)
+    assert before_e is not None and before_i is not None
+    return GainCalibration(
+        chip_seed=int(chip_seed),
+        fpn=tuple((f, float(getattr(mock, f))) for f in _FPN),
+        exc=trims[0],
+        inh=trims[1],
+        measured=grid(np.zeros(len(h_idx))) == 0.0,
+        residual_exc=grid(res_e) - 1.0,
+        residual_inh=grid(res_i) - 1.0,
+        before_exc=grid(before_e) - 1.0,
+        before_inh=grid(before_i) - 1.0,
+        step=float(step),
+        rounds=int(rounds),
+        tau_mem=float(tau_mem),
+        tau_syn=float(tau_syn),
+    )
+
+
+def circuits_of(config: Any) -> list[int]:
+    """The circuit ids (``hemisphere * columns + column``) a ``HardwareConfig``'s neurons occupy."""
+    cols = config.chip.columns
+    return sorted({n.hemisphere * cols + n.column + k for n in config.neurons for k in range(n.width)})
+
+
+def cached_calibration(
+    mock: MockConfig,
+    chip_seed: int = 0,
+    *,
+    cache_dir: str | Path | None = None,
+    log: Any = None,
+    **options: Any,
+) -> GainCalibration:
+    """:func:`calibrate_gain`, stored on disk and reused while the chip and the options are the same.
+
+    Like the chip's nightly calibration: measured once, loaded by every later experiment. The file
+    lives in ``cache_dir`` (default ``$SNNCOMP_CACHE`` or ``~/.cache/snncomp``), named by a hash of
+    the mock configuration, ``chip_seed``, the chip and ``options``. ``log`` (a callable) is told when
+    a calibration is measured rather than loaded.
+    """
+    import hashlib
+    import os
+
+    chip = options.get("chip") or ChipSpec()
+    key = json.dumps(
+        {
+            "version": 1,
+            "mock": mock.model_dump(),
+            "chip_seed": int(chip_seed),
+            "chip": chip.model_dump(),
+            "options": {k: v for k, v in sorted(options.items()) if k != "chip"},
+        },
+        sort_keys=True,
+        default=str,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    root = Path(cache_dir or os.environ.get("SNNCOMP_CACHE") or Path.home() / ".cache" / "snncomp")
+    path = root / f"bss2-mock-gain-calibration-{digest}.json"
+    if path.exists():
+        try:
+            return GainCalibration.load(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable (e.g. an interrupted write): measure again
+    if log is not None:
+        log(f"calibrating the emulated chip's per-neuron synaptic gain (chip_seed={chip_seed}; once, then cached)")
+    cal = calibrate_gain(mock, chip_seed, **options)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        cal.save(tmp)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home still gets a calibration, just not a cached one
+    return cal
