@@ -9,6 +9,7 @@ Golden files are regenerated with ``--update-golden``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -46,3 +47,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_calibration_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Calibrations measured by the tests go to a fresh directory, not the user's cache.
+
+    So a test never loads a calibration some other version of the code measured; subprocesses
+    (the CLI tests) inherit it through the environment.
+    """
+    previous = os.environ.get("SNNCOMP_CACHE")
+    os.environ["SNNCOMP_CACHE"] = str(tmp_path_factory.mktemp("snncomp-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SNNCOMP_CACHE", None)
+    else:
+        os.environ["SNNCOMP_CACHE"] = previous
