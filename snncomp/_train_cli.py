@@ -33,6 +33,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = replace(config, learning_rate=args.learning_rate)
     if args.finetune_learning_rate is not None:
         config = replace(config, finetune_learning_rate=args.finetune_learning_rate)
+    if args.no_calibration:
+        config = replace(config, calibrate=False)
     result = train(target=args.target, config=config, out=Path(args.out), progress=not args.no_progress, mock=args.mock)
     if result.pretrain is not None:
         print(
@@ -67,7 +69,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     mock_exe = None
     try:
-        mock_exe = compile_for(net, "bss2-mock", config, mock="realistic")
+        mock_exe = compile_for(net, "bss2-mock", config, mock="realistic", log=print)
     except Exception as exc:  # the emulator is optional: say why, keep the software result
         print(f"== bss2-mock: skipped ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
     if mock_exe is not None:
@@ -81,7 +83,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         test = prepare_data(config)["test"]
         # The software-trained weights on the emulated chip as they are: the gap the chip's mismatch opens.
         deployed = evaluate_on(mock_exe, result.params, test, config)
-        rows.append(("bss2-mock (realistic), jax weights", deployed))
+        calibrated = "calibrated" if mock_exe.calibration is not None else "uncalibrated"
+        rows.append((f"bss2-mock (realistic, {calibrated}), jax weights", deployed))
         if args.hil_epochs:
             print(
                 f"== fine-tuning on bss2-mock in the loop ({args.hil_epochs} epochs, EventProp on the recorded spikes)"
@@ -93,7 +96,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 progress=True,
                 params=result.params,
             )
-            rows.append((f"bss2-mock (realistic), +{args.hil_epochs} HIL epochs", hil.test_accuracy))
+            rows.append((f"bss2-mock (realistic, {calibrated}), +{args.hil_epochs} HIL", hil.test_accuracy))
             # Runs inside jit keep no counters; one concrete run of the test set shows the chip's health.
             _rec, health = hil.exe.run_with_health(test[0], hil.params)
             print(f"== bss2-mock health on the test set: {health.text()}")
@@ -140,7 +143,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--finetune-learning-rate",
         type=float,
         default=None,
-        help="bss2-mock: Adam learning rate in the loop after pretraining (default 3e-4)",
+        help="bss2-mock: Adam learning rate in the loop after pretraining (default 3e-5)",
+    )
+    y.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="bss2-mock: skip the per-neuron gain calibration of the emulated chip (on by default for the "
+        "realistic preset; measured once, then cached)",
     )
     y.set_defaults(func=_cmd_train)
 

@@ -71,7 +71,9 @@ def test_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "metrics.json").is_file()
     if yinyang.bss2_available():
         assert "BrainScaleS-2 resources" in proc.stdout
-        assert "jax weights" in proc.stdout and "HIL epochs" in proc.stdout
+        # The chip is calibrated before deployment, and the report says how well.
+        assert "gain calibration of chip_seed=0" in proc.stdout
+        assert "(realistic, calibrated), jax weights" in proc.stdout and "HIL" in proc.stdout
 
 
 def test_chip_ready_network_computes_what_the_plain_one_does() -> None:
