@@ -22,12 +22,14 @@ result = yinyang.train(target="jax", config=config, out="runs/example")
 print(f"JAX target: test accuracy {result.test_accuracy:.2%} after {len(result.records)} epochs")
 
 try:
-    mock = yinyang.compile_for(net, "bss2-mock", config, mock="realistic")
+    # Calibrates the emulated chip's neurons from their spikes first (once; cached in ~/.cache/snncomp).
+    mock = yinyang.compile_for(net, "bss2-mock", config, mock="realistic", log=print)
 except snncomp.SnnCompError as exc:
     print(f"bss2-mock skipped: {exc}")
 else:
     # The same weights on the emulated BrainScaleS-2 chip (fixed-pattern mismatch, noise, 6-bit weights).
     test = yinyang.prepare_data(config)["test"]
+    print(mock.calibration)
     print(f"bss2-mock (realistic), JAX weights: {yinyang.evaluate_on(mock, result.params, test, config):.2%}")
     # Hardware in the loop: forward on the chip, EventProp backward on the recorded spikes.
     tuned = yinyang.train(target="bss2-mock", config=replace(config, epochs=2), params=result.params)

@@ -120,6 +120,9 @@ def test_short_hardware_in_the_loop_run_learns(tmp_path: Path) -> None:
     assert result.test_accuracy >= HIL_ACCURACY, (result.pretrain, result.records)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["target"] == "bss2-mock" and metrics["pretrain"]["epochs"] == HIL_QUICK.pretrain_epochs
+    # The emulated chip was calibrated; the pretrained weights competed in model selection (epoch -1).
+    assert metrics["calibration"].startswith("gain calibration of chip_seed=0 (43 circuits")
+    assert 0.0 <= metrics["start_val_accuracy"] <= 1.0 and result.best_epoch >= -1
     from snncomp.targets.bss2 import HardwareConfig
 
     saved = HardwareConfig.load(tmp_path / "hardware_config.json")
