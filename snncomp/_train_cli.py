@@ -159,8 +159,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--hil-epochs",
         type=int,
-        default=2,
-        help="hardware-in-the-loop epochs on bss2-mock after deploying (default 2; 0: deploy only)",
+        default=1,
+        help="hardware-in-the-loop epochs on bss2-mock after deploying (default 1; 0: deploy only)",
     )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.set_defaults(func=_cmd_demo)

@@ -2,7 +2,7 @@
 
 The ground truth is the emulated chip's own fixed-pattern draw (``circuit_deviations``): with only a
 gain spread the trims must undo it, with only threshold offsets they must scale with the threshold
-distance. A small chip (2 x 64 circuits) keeps each calibration to seconds.
+distance. A small chip (2 x 32 circuits) keeps each calibration to seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from snncomp.targets.bss2.mock import GainCalibration, MockConfig, cached_calibr
 from snncomp.targets.bss2.mock import _calibrate as calibrate_module
 from snncomp.targets.bss2.mock._neurons import circuit_deviations
 
-SMALL = ChipSpec(columns=64, columns_per_event_output=8)
+SMALL = ChipSpec(columns=32, columns_per_event_output=4)
 SEED = 5
 
 
@@ -57,7 +57,7 @@ def test_realistic_chip_spread_shrinks(realistic: GainCalibration) -> None:
     assert np.std(realistic.before_exc) > 0.04 and np.std(realistic.before_inh) > 0.04
     assert np.std(realistic.residual_exc) < 0.01
     assert np.std(realistic.residual_inh) < 0.015
-    assert realistic.exc.shape == (2, 64)
+    assert realistic.exc.shape == (2, 32)
     assert "->" in realistic.text()
 
 
@@ -151,10 +151,10 @@ def test_save_load_and_cache(realistic: GainCalibration, tmp_path, monkeypatch) 
 
 
 def test_circuits_limit_the_measurement(realistic: GainCalibration) -> None:
-    chosen = [*range(10), 64 + 3, 64 + 40]
+    chosen = [*range(10), 32 + 3, 32 + 20]
     part = calibrate_gain(MockConfig.realistic(), SEED, chip=SMALL, rounds=1, circuits=chosen)
-    mask = np.zeros((2, 64), bool)
-    mask[0, :10] = mask[1, 3] = mask[1, 40] = True
+    mask = np.zeros((2, 32), bool)
+    mask[0, :10] = mask[1, 3] = mask[1, 20] = True
     np.testing.assert_array_equal(part.measured, mask)
     assert np.all(part.exc[~mask] == 1.0) and np.all(part.inh[~mask] == 1.0)
     # The same circuits, measured alone: the same trims to within the measurement's resolution.
@@ -168,4 +168,27 @@ def test_circuits_limit_the_measurement(realistic: GainCalibration) -> None:
     )
     assert "2 circuit(s) in use were not covered by the gain calibration" in str(exe.report())
     with pytest.raises(TargetError, match="circuits must be ids"):
-        calibrate_gain(MockConfig.realistic(), SEED, chip=SMALL, circuits=[128])
+        calibrate_gain(MockConfig.realistic(), SEED, chip=SMALL, circuits=[64])
+
+
+def test_cli_calibrates_the_circuits_of_a_network(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    snncomp.ir.save(_net(), tmp_path / "net.json")
+    out = tmp_path / "cal.json"
+    args = ["bss2-calibrate", str(tmp_path / "net.json"), "-o", str(out), "--rounds", "1", "--repeats", "1"]
+    r = subprocess.run(
+        [sys.executable, "-m", "snncomp", *args, "--chip-seed", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "cal: 4 circuits to calibrate" in r.stdout and "gain calibration of chip_seed=2 (4 circuits" in r.stdout
+    cal = GainCalibration.load(out)
+    assert cal.measured.sum() == 4 and cal.chip_seed == 2
+    # It is the calibration of that network's circuits on chip 2: compile accepts it there.
+    mock = MockConfig.realistic()
+    exe = snncomp.compile(_net(), target="bss2-mock", t_max=0.03, mock=mock, chip_seed=2, calibration=cal)
+    assert "not covered" not in str(exe.report())

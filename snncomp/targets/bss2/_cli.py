@@ -1,4 +1,5 @@
-"""``snncomp bss2-map``: place and route a network onto BrainScaleS-2 and print the resource report."""
+"""``snncomp bss2-map`` (place and route a network, print the resource report) and ``snncomp bss2-calibrate``
+(measure the emulated chip's per-neuron gain and write the calibration)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,35 @@ def _cmd_bss2_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bss2_calibrate(args: argparse.Namespace) -> int:
+    from ... import ir
+    from ...runtime import compile as compile_network
+    from .mock import MockConfig, calibrate_gain, circuits_of
+
+    mock = MockConfig.realistic() if args.mock == "realistic" else MockConfig.ideal()
+    circuits = None
+    if args.network:
+        net = ir.load(args.network)
+        exe = compile_network(net, target="bss2-mock", mock=mock, chip_seed=args.chip_seed)
+        circuits = circuits_of(exe.lowered)
+        print(f"{net.name}: {len(circuits)} circuits to calibrate")
+    cal = calibrate_gain(
+        mock,
+        args.chip_seed,
+        circuits=circuits,
+        rounds=args.rounds,
+        repeats=args.repeats,
+        tau_mem=args.tau_mem,
+        tau_syn=args.tau_syn,
+    )
+    print(cal.text())
+    cal.save(args.output)
+    print(f"wrote {args.output}  (use: compile(..., target='bss2-mock', calibration=GainCalibration.load(path)))")
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``bss2-map`` with the ``snncomp`` command."""
+    """Register ``bss2-map`` and ``bss2-calibrate`` with the ``snncomp`` command."""
     p = subparsers.add_parser(
         "bss2-map",
         help="place and route a network onto BrainScaleS-2; print the resource report",
@@ -47,3 +75,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--first-fit", action="store_true", help="use the naive first-fit placer (for comparison)")
     p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
     p.set_defaults(func=_cmd_bss2_map)
+
+    c = subparsers.add_parser(
+        "bss2-calibrate",
+        help="calibrate the emulated chip's per-neuron synaptic gain from spikes; write the calibration JSON",
+        description="Measure g/theta of every neuron circuit (or of those a network uses) of the emulated chip "
+        "from spikes, excitatory and inhibitory, and trim each circuit's gain (docs/bss2.md).",
+    )
+    c.add_argument("network", nargs="?", help="network IR JSON: calibrate only the circuits it is placed on")
+    c.add_argument("-o", "--output", default="calibration.json", help="where to write it (default calibration.json)")
+    c.add_argument("--mock", choices=("realistic", "ideal"), default="realistic", help="the emulator preset")
+    c.add_argument("--chip-seed", type=int, default=0, help="which emulated chip (its fixed-pattern noise)")
+    c.add_argument("--rounds", type=int, default=2, help="measure-and-trim rounds (default 2)")
+    c.add_argument("--repeats", type=int, default=2, help="runs per drive level (default 2)")
+    c.add_argument("--tau-mem", type=float, default=10e-3, help="the network's tau_mem, model seconds")
+    c.add_argument("--tau-syn", type=float, default=5e-3, help="the network's tau_syn, model seconds")
+    c.set_defaults(func=_cmd_bss2_calibrate)
