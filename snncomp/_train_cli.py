@@ -101,8 +101,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             _rec, health = hil.exe.run_with_health(test[0], hil.params)
             print(f"== bss2-mock health on the test set: {health.text()}")
     print("== test accuracy")
+    width = max(len(name) for name, _acc in rows)
     for name, acc in rows:
-        print(f"  {name:<40s} {acc:7.2%}")
+        print(f"  {name:<{width}s}  {acc:7.2%}")
     print(f"== wrote {out}/ ({', '.join(result.files)}) in {time.perf_counter() - t0:.0f} s")
     return 0
 
