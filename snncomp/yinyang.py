@@ -286,14 +286,20 @@ def compile_for(
             return exe
         # Calibrate the circuits this placement uses (placement is deterministic, so compiling again
         # with the calibration lands on the same circuits).
-        calibration = cached_calibration(
-            preset,
-            exe.chip_seed,
-            log=log,
-            tau_mem=config.tau_mem,
-            tau_syn=config.tau_syn,
-            circuits=circuits_of(exe.lowered),
-        )
+        try:
+            calibration = cached_calibration(
+                preset,
+                exe.chip_seed,
+                log=log,
+                tau_mem=config.tau_mem,
+                tau_syn=config.tau_syn,
+                circuits=circuits_of(exe.lowered),
+            )
+        except TargetError as exc:
+            raise YinYangError(
+                f"calibrating the emulated chip failed ({exc}); run without it with --no-calibration "
+                "(YinYangConfig(calibrate=False))"
+            ) from None
         return snncomp.compile(net, target="bss2-mock", t_max=config.t_max, mock=preset, calibration=calibration)
     except (ImportError, TargetError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

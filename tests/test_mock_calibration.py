@@ -130,9 +130,11 @@ def test_save_load_and_cache(realistic: GainCalibration, tmp_path, monkeypatch) 
     path = tmp_path / "cal.json"
     realistic.save(path)
     back = GainCalibration.load(path)
-    np.testing.assert_array_equal(back.exc, realistic.exc)
-    np.testing.assert_array_equal(back.residual_inh, realistic.residual_inh)
-    assert back.fpn == realistic.fpn and back.chip_seed == realistic.chip_seed
+    for f in ("exc", "inh", "measured", "residual_exc", "residual_inh", "before_exc", "before_inh"):
+        np.testing.assert_array_equal(getattr(back, f), getattr(realistic, f))
+    assert back.measured.dtype == bool
+    for f in ("fpn", "chip_seed", "step", "rounds", "tau_mem", "tau_syn", "fingerprint"):
+        assert getattr(back, f) == getattr(realistic, f)
 
     calls: list[int] = []
 
@@ -148,6 +150,10 @@ def test_save_load_and_cache(realistic: GainCalibration, tmp_path, monkeypatch) 
     np.testing.assert_array_equal(second.exc, first.exc)
     cached_calibration(MockConfig.realistic(), SEED + 1, cache_dir=tmp_path, chip=SMALL)
     assert calls == [SEED, SEED + 1]  # another chip is another file
+    for f in tmp_path.glob("bss2-mock-gain-calibration-*.json"):
+        f.write_text("{damaged")
+    cached_calibration(MockConfig.realistic(), SEED, cache_dir=tmp_path, chip=SMALL)
+    assert calls == [SEED, SEED + 1, SEED]  # a damaged file is measured again, not trusted
 
 
 def test_circuits_limit_the_measurement(realistic: GainCalibration) -> None:
@@ -192,3 +198,56 @@ def test_cli_calibrates_the_circuits_of_a_network(tmp_path) -> None:
     mock = MockConfig.realistic()
     exe = snncomp.compile(_net(), target="bss2-mock", t_max=0.03, mock=mock, chip_seed=2, calibration=cal)
     assert "not covered" not in str(exe.report())
+
+
+def test_scan_levels_are_even_and_the_count_finds_the_crossing() -> None:
+    from snncomp.targets.bss2.mock._calibrate import _critical, _scan
+
+    for s_nom in (100, 196, 233, 280):  # spacings 1, 2 and 3 all occur
+        for lo, hi, n in ((0.7, 1.45, 80), (0.88, 1.14, 48), (0.65, 1.45, 96)):
+            levels = _scan(lo * s_nom, hi * s_nom, n)
+            assert len(set(np.diff(levels))) == 1 and levels[0] <= lo * s_nom and levels[-1] >= hi * s_nom
+    levels = _scan(90, 150, 25)
+    step = float(levels[1] - levels[0])
+    rng = np.random.default_rng(0)
+    crossing = rng.uniform(100, 140, 50)
+    # Noisy response, 16 repeats: the count of silent levels is an unbiased estimate of the crossing.
+    noisy = levels[None, :, None] + rng.normal(0, step, (16, len(levels), 50)) >= crossing
+    est = _critical(noisy.reshape(16 * len(levels), 50), levels, 16, True)
+    assert np.max(np.abs(est - crossing)) < step
+    assert abs(np.mean(est - crossing)) < 0.2 * step
+    # Falling (inhibitory): fires below the crossing.
+    est_i = _critical((levels[:, None] < crossing[None, :]), levels, 1, False)
+    assert np.max(np.abs(est_i - crossing)) <= step / 2 + 1e-9
+    with pytest.raises(TargetError, match="evenly spaced"):
+        _critical(np.zeros((3, 2), bool), np.array([1, 2, 4]), 1, True)
+
+
+def test_a_changed_mismatch_model_or_other_taus_are_caught(realistic: GainCalibration) -> None:
+    import dataclasses
+
+    stale = dataclasses.replace(realistic, fingerprint="0" * 16)
+    with pytest.raises(TargetError, match="mismatch draw differs"):
+        snncomp.compile(
+            _net(),
+            target="bss2-mock",
+            t_max=0.03,
+            mock=MockConfig.realistic(),
+            chip_seed=SEED,
+            chip=SMALL,
+            calibration=stale,
+        )
+    net = snncomp.Network("slow")
+    x = net.input("x", 5)
+    h = net.lif("h", 4, tau_mem=20e-3, tau_syn=5e-3, max_spikes=1)
+    net.connect(x, h, weight=np.full((5, 4), 1.0))
+    exe = snncomp.compile(
+        net,
+        target="bss2-mock",
+        t_max=0.03,
+        mock=MockConfig.realistic(),
+        chip_seed=SEED,
+        chip=SMALL,
+        calibration=realistic,
+    )
+    assert "population 'h' has tau_mem=0.02" in str(exe.report())

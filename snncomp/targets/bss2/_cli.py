@@ -34,25 +34,35 @@ def _cmd_bss2_map(args: argparse.Namespace) -> int:
 
 
 def _cmd_bss2_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ... import ir
     from ...runtime import compile as compile_network
     from .mock import MockConfig, calibrate_gain, circuits_of
 
     mock = MockConfig.realistic() if args.mock == "realistic" else MockConfig.ideal()
     circuits = None
+    tau_mem, tau_syn = args.tau_mem, args.tau_syn
     if args.network:
         net = ir.load(args.network)
         exe = compile_network(net, target="bss2-mock", mock=mock, chip_seed=args.chip_seed)
         circuits = circuits_of(exe.lowered)
+        lif = [n for n in net.nodes if n.kind == "lif"]
+        if lif and tau_mem is None:
+            tau_mem = float(np.mean(lif[0].tau_mem))
+        if lif and tau_syn is None:
+            tau_syn = float(np.mean(lif[0].tau_syn))
         print(f"{net.name}: {len(circuits)} circuits to calibrate")
+    tau_mem = 10e-3 if tau_mem is None else tau_mem
+    tau_syn = 5e-3 if tau_syn is None else tau_syn
     cal = calibrate_gain(
         mock,
         args.chip_seed,
         circuits=circuits,
         rounds=args.rounds,
         repeats=args.repeats,
-        tau_mem=args.tau_mem,
-        tau_syn=args.tau_syn,
+        tau_mem=tau_mem,
+        tau_syn=tau_syn,
     )
     print(cal.text())
     cal.save(args.output)
@@ -88,6 +98,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     c.add_argument("--chip-seed", type=int, default=0, help="which emulated chip (its fixed-pattern noise)")
     c.add_argument("--rounds", type=int, default=2, help="measure-and-trim rounds (default 2)")
     c.add_argument("--repeats", type=int, default=2, help="runs per drive level (default 2)")
-    c.add_argument("--tau-mem", type=float, default=10e-3, help="the network's tau_mem, model seconds")
-    c.add_argument("--tau-syn", type=float, default=5e-3, help="the network's tau_syn, model seconds")
+    c.add_argument(
+        "--tau-mem",
+        type=float,
+        default=None,
+        help="model s (default: the network's, or 10e-3)",
+    )
+    c.add_argument(
+        "--tau-syn",
+        type=float,
+        default=None,
+        help="model s (default: the network's, or 5e-3)",
+    )
     c.set_defaults(func=_cmd_bss2_calibrate)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,10 @@ import numpy as np
 
 from ....errors import TargetError
 from ..chip import ChipSpec
+from ..config import HardwareConfig
 from ._config import MockConfig
 
-__all__ = ["GainCalibration", "cached_calibration", "calibrate_gain", "circuits_of"]
+__all__ = ["GainCalibration", "cached_calibration", "calibrate_gain", "chip_fingerprint", "circuits_of"]
 
 _FPN = ("fpn_tau_mem", "fpn_tau_syn", "fpn_gain", "fpn_v_threshold", "fpn_v_leak", "fpn_v_reset")
 _BINARY = (1, 2, 4, 8, 16, 32)  # 6-bit weights that sum to any integer below 64
@@ -67,16 +68,21 @@ class GainCalibration:
     rounds: int
     tau_mem: float
     tau_syn: float
+    fingerprint: str = ""
 
-    def matches(self, mock: MockConfig, chip_seed: int, shape: tuple[int, int]) -> str | None:
+    def matches(self, mock: MockConfig, chip_seed: int, chip: ChipSpec) -> str | None:
         """``None`` if this calibration belongs to that chip, else the reason it does not."""
         if int(chip_seed) != self.chip_seed:
             return f"it was measured on chip_seed={self.chip_seed}, this executable runs chip_seed={chip_seed}"
         fpn = tuple((f, float(getattr(mock, f))) for f in _FPN)
         if fpn != self.fpn:
             return f"it was measured with fixed-pattern spreads {dict(self.fpn)}, this mock has {dict(fpn)}"
+        shape = (chip.hemispheres, chip.columns)
         if self.exc.shape != shape:
             return f"it covers {self.exc.shape} circuits, this chip has {shape}"
+        if self.fingerprint != chip_fingerprint(mock, chip_seed, chip):
+            # Same seed and spreads but another draw: the emulator's mismatch model changed since.
+            return "its chip's mismatch draw differs from this emulator's (measured by another version); measure again"
         return None
 
     def text(self) -> str:
@@ -123,6 +129,17 @@ class GainCalibration:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
+def chip_fingerprint(mock: MockConfig, chip_seed: int, chip: ChipSpec) -> str:
+    """A short hash of the emulated chip's fixed-pattern draw: equal exactly when the chip is the same."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from ._neurons import circuit_deviations
+
+    dev = circuit_deviations(SimpleNamespace(chip=chip), mock, int(chip_seed))
+    return hashlib.sha256(np.round(dev, 9).tobytes()).hexdigest()[:16]
+
+
 def _channels(total_max: int) -> np.ndarray:
     """6-bit channel weights able to express every integer drive in ``0 .. total_max``."""
     full = max(0, int(np.ceil((total_max - sum(_BINARY)) / 63)))
@@ -140,7 +157,10 @@ def _decompose(totals: np.ndarray, weights: np.ndarray) -> np.ndarray:
     for k in range(n_full):
         on[:, len(_BINARY) + k] = full > k
     if not np.array_equal(on @ weights, totals):
-        raise TargetError("gain calibration: a drive level cannot be expressed by the channel weights")
+        bad = totals[on @ weights != totals]
+        raise TargetError(
+            f"gain calibration: drive level(s) {bad[:4].tolist()} exceed the channels' total {weights.sum()}"
+        )
     return on
 
 
@@ -167,7 +187,7 @@ class _Experiment:
         # about 233 (3.7 synapses), and the scans reach 2x that (exc) and 2.3x (inh).
         self.we = _channels(63 * 9)
         self.wi = _channels(63 * 10)
-        # Pinned to the circuits to measure (all by default), one neuron per circuit.
+        # Pinned, one neuron per circuit: the trims belong to circuits, so the placer must not choose.
         where = list(range(total)) if circuits is None else list(circuits)
         net = Builder("gain-calibration", metadata={"bss2.placement": {"n": {"circuits": where}}})
         e = net.input("e", len(self.we))
@@ -185,7 +205,11 @@ class _Experiment:
         ids = cfg.populations["n"].neurons
         self.where = np.array([(cfg.neurons[k].hemisphere, cfg.neurons[k].column) for k in ids], np.int64)
         if any(cfg.neurons[k].width != 1 for k in ids):
-            raise TargetError("gain calibration needs one circuit per neuron; the placement merged circuits")
+            wide = next(k for k in ids if cfg.neurons[k].width != 1)
+            raise TargetError(
+                f"gain calibration needs one circuit per neuron; the placement gave neuron {cfg.neurons[wide].index} "
+                f"{cfg.neurons[wide].width} circuits"
+            )
         self.tick_model = self.chip.timestamp * cfg.speedup
 
     def fired(self, exc: np.ndarray, inh: np.ndarray, trims: np.ndarray | None) -> np.ndarray:
@@ -214,16 +238,25 @@ class _Experiment:
 
 
 def _critical(fired: np.ndarray, levels: np.ndarray, repeats: int, rising: bool) -> np.ndarray:
-    """The drive at which each neuron starts (``rising``) or stops firing, from a scan with repeats."""
+    """The drive at which each neuron starts (``rising``) or stops firing, from a scan with repeats.
+
+    ``levels`` must be evenly spaced (``_scan``): the count of silent (rising) or firing (falling)
+    levels is then an unbiased estimate of the crossing, in units of the spacing, even when noise
+    makes the response non-monotonic near it.
+    """
+    step = np.diff(levels)
+    if step.size == 0 or np.any(step != step[0]):
+        raise TargetError(f"gain calibration: scan levels must be evenly spaced, got {levels[:6]} ...")
     f = fired.reshape(repeats, len(levels), -1).mean(axis=0)
-    step = float(levels[1] - levels[0])
-    if rising:
-        return levels[0] - 0.5 * step + step * (1.0 - f).sum(axis=0)
-    return levels[0] - 0.5 * step + step * f.sum(axis=0)
+    count = (1.0 - f).sum(axis=0) if rising else f.sum(axis=0)
+    return levels[0] - 0.5 * float(step[0]) + float(step[0]) * count
 
 
 def _scan(lo: float, hi: float, points: int) -> np.ndarray:
-    return np.unique(np.round(np.linspace(lo, hi, points)).astype(np.int64))
+    """About ``points`` evenly spaced integer drives covering ``[lo, hi]`` (whole 6-bit units)."""
+    step = max(1, round((hi - lo) / max(points - 1, 1)))
+    start = int(np.floor(lo))
+    return np.arange(start, int(np.ceil(hi)) + step, step, dtype=np.int64)
 
 
 def calibrate_gain(
@@ -231,7 +264,7 @@ def calibrate_gain(
     chip_seed: int = 0,
     *,
     trial_seed: int = 1_000_003,
-    chip: Any = None,
+    chip: ChipSpec | None = None,
     rounds: int = 2,
     repeats: int = 2,
     step: float = 0.002,
@@ -294,12 +327,16 @@ def calibrate_gain(
         rising = not inh.any()
         fired = real.fired(np.tile(exc, repeats), np.tile(inh, repeats), trims)
         # A neuron that fires at every level (or at none) has its critical drive outside the scan.
-        stuck = fired.all(axis=0) | ~fired.any(axis=0)
+        always, never = fired.all(axis=0), ~fired.any(axis=0)
+        stuck = always | never
         if stuck.any():
-            h, c = real.where[int(np.argmax(stuck))]
+            k = int(np.argmax(stuck))
+            h, c = real.where[k]
+            how = "fired at every" if always[k] else "fired at no"
             raise TargetError(
-                f"gain calibration: the {name} drive of circuit (hemisphere {h}, column {c}) lies outside the "
-                "scanned range; its mismatch is beyond what this calibration can measure"
+                f"gain calibration: circuit (hemisphere {h}, column {c}) {how} {name} drive level scanned "
+                f"({levels[0]}..{levels[-1]} 6-bit units; {int(stuck.sum())} circuit(s) so); its mismatch is "
+                "beyond what this calibration can measure"
             )
         return _critical(fired, levels, repeats, rising)
 
@@ -350,10 +387,11 @@ def calibrate_gain(
         rounds=int(rounds),
         tau_mem=float(tau_mem),
         tau_syn=float(tau_syn),
+        fingerprint=chip_fingerprint(mock, chip_seed, chip_spec),
     )
 
 
-def circuits_of(config: Any) -> list[int]:
+def circuits_of(config: HardwareConfig) -> list[int]:
     """The circuit ids (``hemisphere * columns + column``) a ``HardwareConfig``'s neurons occupy."""
     cols = config.chip.columns
     return sorted({n.hemisphere * cols + n.column + k for n in config.neurons for k in range(n.width)})
@@ -364,7 +402,7 @@ def cached_calibration(
     chip_seed: int = 0,
     *,
     cache_dir: str | Path | None = None,
-    log: Any = None,
+    log: Callable[[str], None] | None = None,
     **options: Any,
 ) -> GainCalibration:
     """:func:`calibrate_gain`, stored on disk and reused while the chip and the options are the same.
@@ -380,7 +418,7 @@ def cached_calibration(
     chip = options.get("chip") or ChipSpec()
     key = json.dumps(
         {
-            "version": 1,
+            "version": 2,  # bump when the measurement changes: older files are then not loaded
             "mock": mock.model_dump(),
             "chip_seed": int(chip_seed),
             "chip": chip.model_dump(),

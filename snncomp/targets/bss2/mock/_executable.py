@@ -656,6 +656,18 @@ class MockExecutable(Executable):
             missed = [c for c in circuits_of(cur.config) if not self.calibration.measured[c // cols, c % cols]]
             if missed:
                 remarks.append(f"{len(missed)} circuit(s) in use were not covered by the gain calibration (trim 1)")
+            cal = self.calibration
+            for name, pm in cur.config.populations.items():
+                if pm.kind != "lif" or not pm.neurons:
+                    continue
+                n = cur.config.neurons[pm.neurons[0]]
+                taus = (n.tau_mem * cur.config.speedup, n.tau_syn_exc * cur.config.speedup)
+                if not np.allclose(taus, (cal.tau_mem, cal.tau_syn), rtol=1e-6):
+                    # The measured g/theta includes the response's peak height, which depends on the taus.
+                    remarks.append(
+                        f"population '{name}' has tau_mem={taus[0]:g}, tau_syn={taus[1]:g} s; the gain calibration "
+                        f"was measured at {cal.tau_mem:g}, {cal.tau_syn:g} s (calibrate_gain(tau_mem=, tau_syn=))"
+                    )
         if cur.tables.ignored_nodes:
             remarks.append(f"{cur.tables.ignored_nodes} crossbar node(s) the chip does not have were ignored")
         return MockReport(
@@ -730,7 +742,7 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
                 f"option calibration must be a GainCalibration (from calibrate_gain), got {type(calibration).__name__}"
             )
         chip = options.get("chip") or ChipSpec()
-        why = calibration.matches(mock, int(options.get("chip_seed", 0)), (chip.hemispheres, chip.columns))
+        why = calibration.matches(mock, int(options.get("chip_seed", 0)), chip)
         if why is not None:
             raise TargetError(f"option calibration does not belong to this chip: {why}")
     spn = options.get("spikes_per_neuron")
