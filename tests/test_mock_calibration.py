@@ -75,13 +75,16 @@ def _net() -> snncomp.ir.Network:
     return net.build()
 
 
+def _small(net: object = None, **options: object) -> snncomp.runtime.Executable:
+    """``net`` (default ``_net()``) on the small realistic chip ``SEED``; ``options`` override."""
+    kw = {"t_max": 0.03, "mock": MockConfig.realistic(), "chip_seed": SEED, "chip": SMALL, **options}
+    return snncomp.compile(_net() if net is None else net, target="bss2-mock", **kw)
+
+
 def test_compile_applies_and_reports_it(realistic: GainCalibration) -> None:
-    mock = MockConfig.realistic()
     inputs = {"x": snncomp.Spikes.from_first_spike_times(np.zeros((1, 5)))}
-    plain = snncomp.compile(_net(), target="bss2-mock", t_max=0.03, mock=mock, chip_seed=SEED, chip=SMALL)
-    trimmed = snncomp.compile(
-        _net(), target="bss2-mock", t_max=0.03, mock=mock, chip_seed=SEED, chip=SMALL, calibration=realistic
-    )
+    plain = _small()
+    trimmed = _small(calibration=realistic)
     assert "gain calibration of chip_seed=5" in str(trimmed.report())
     t_plain = np.asarray(plain.run(inputs, trial=0).spikes["h"].to_first_spike_times(4))
     t_trim = np.asarray(trimmed.run(inputs, trial=0).spikes["h"].to_first_spike_times(4))
@@ -92,29 +95,11 @@ def test_compile_applies_and_reports_it(realistic: GainCalibration) -> None:
 
 def test_calibration_of_another_chip_is_refused(realistic: GainCalibration) -> None:
     with pytest.raises(TargetError, match=r"chip_seed=5.*chip_seed=6"):
-        snncomp.compile(
-            _net(),
-            target="bss2-mock",
-            t_max=0.03,
-            mock=MockConfig.realistic(),
-            chip_seed=6,
-            chip=SMALL,
-            calibration=realistic,
-        )
+        _small(chip_seed=6, calibration=realistic)
     with pytest.raises(TargetError, match="fixed-pattern spreads"):
-        snncomp.compile(
-            _net(),
-            target="bss2-mock",
-            t_max=0.03,
-            mock=MockConfig(fpn_gain=0.1),
-            chip_seed=SEED,
-            chip=SMALL,
-            calibration=realistic,
-        )
+        _small(mock=MockConfig(fpn_gain=0.1), calibration=realistic)
     with pytest.raises(TargetError, match="covers"):
-        snncomp.compile(
-            _net(), target="bss2-mock", t_max=0.03, mock=MockConfig.realistic(), chip_seed=SEED, calibration=realistic
-        )
+        _small(chip=None, calibration=realistic)
     with pytest.raises(TargetError, match="must be a GainCalibration"):
         snncomp.compile(_net(), target="bss2-mock", t_max=0.03, calibration={"exc": 1})
 
@@ -169,9 +154,7 @@ def test_circuits_limit_the_measurement(realistic: GainCalibration) -> None:
     # A network on circuits the calibration did not cover says so.
     net = _net()
     net = net.model_copy(update={"metadata": {**net.metadata, "bss2.placement": {"h": {"circuits": [8, 9, 10, 11]}}}})
-    exe = snncomp.compile(
-        net, target="bss2-mock", t_max=0.03, mock=MockConfig.realistic(), chip_seed=SEED, chip=SMALL, calibration=part
-    )
+    exe = _small(net, calibration=part)
     assert "2 circuit(s) in use were not covered by the gain calibration" in str(exe.report())
     with pytest.raises(TargetError, match="circuits must be ids"):
         calibrate_gain(MockConfig.realistic(), SEED, chip=SMALL, circuits=[64])
@@ -228,26 +211,10 @@ def test_a_changed_mismatch_model_or_other_taus_are_caught(realistic: GainCalibr
 
     stale = dataclasses.replace(realistic, fingerprint="0" * 16)
     with pytest.raises(TargetError, match="mismatch draw differs"):
-        snncomp.compile(
-            _net(),
-            target="bss2-mock",
-            t_max=0.03,
-            mock=MockConfig.realistic(),
-            chip_seed=SEED,
-            chip=SMALL,
-            calibration=stale,
-        )
+        _small(calibration=stale)
     net = snncomp.Network("slow")
     x = net.input("x", 5)
     h = net.lif("h", 4, tau_mem=20e-3, tau_syn=5e-3, max_spikes=1)
     net.connect(x, h, weight=np.full((5, 4), 1.0))
-    exe = snncomp.compile(
-        net,
-        target="bss2-mock",
-        t_max=0.03,
-        mock=MockConfig.realistic(),
-        chip_seed=SEED,
-        chip=SMALL,
-        calibration=realistic,
-    )
+    exe = _small(net, calibration=realistic)
     assert "population 'h' has tau_mem=0.02" in str(exe.report())

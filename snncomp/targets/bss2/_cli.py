@@ -42,28 +42,17 @@ def _cmd_bss2_calibrate(args: argparse.Namespace) -> int:
 
     mock = MockConfig.realistic() if args.mock == "realistic" else MockConfig.ideal()
     circuits = None
-    tau_mem, tau_syn = args.tau_mem, args.tau_syn
+    taus = {k: v for k, v in (("tau_mem", args.tau_mem), ("tau_syn", args.tau_syn)) if v is not None}
     if args.network:
         net = ir.load(args.network)
         exe = compile_network(net, target="bss2-mock", mock=mock, chip_seed=args.chip_seed)
         circuits = circuits_of(exe.lowered)
         lif = [n for n in net.nodes if n.kind == "lif"]
-        if lif and tau_mem is None:
-            tau_mem = float(np.mean(lif[0].tau_mem))
-        if lif and tau_syn is None:
-            tau_syn = float(np.mean(lif[0].tau_syn))
+        for name in ("tau_mem", "tau_syn"):
+            if lif and name not in taus:  # the network's own, unless given
+                taus[name] = float(np.mean(getattr(lif[0], name)))
         print(f"{net.name}: {len(circuits)} circuits to calibrate")
-    tau_mem = 10e-3 if tau_mem is None else tau_mem
-    tau_syn = 5e-3 if tau_syn is None else tau_syn
-    cal = calibrate_gain(
-        mock,
-        args.chip_seed,
-        circuits=circuits,
-        rounds=args.rounds,
-        repeats=args.repeats,
-        tau_mem=tau_mem,
-        tau_syn=tau_syn,
-    )
+    cal = calibrate_gain(mock, args.chip_seed, circuits=circuits, rounds=args.rounds, repeats=args.repeats, **taus)
     print(cal.text())
     cal.save(args.output)
     print(f"wrote {args.output}  (use: compile(..., target='bss2-mock', calibration=GainCalibration.load(path)))")
@@ -102,12 +91,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "--tau-mem",
         type=float,
         default=None,
-        help="model s (default: the network's, or 10e-3)",
+        help="model s (default: the network's, else calibrate_gain's 10e-3)",
     )
     c.add_argument(
         "--tau-syn",
         type=float,
         default=None,
-        help="model s (default: the network's, or 5e-3)",
+        help="model s (default: the network's, else calibrate_gain's 5e-3)",
     )
     c.set_defaults(func=_cmd_bss2_calibrate)

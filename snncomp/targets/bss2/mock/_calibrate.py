@@ -172,7 +172,7 @@ class _Experiment:
         mock: MockConfig,
         chip_seed: int,
         trial_seed: int,
-        chip: Any,
+        chip: ChipSpec,
         tau_mem: float,
         tau_syn: float,
         circuits: tuple[int, ...] | None,
@@ -180,7 +180,7 @@ class _Experiment:
         from ....dsl import Network as Builder
         from ._executable import compile_mock
 
-        self.chip = chip if chip is not None else ChipSpec()
+        self.chip = chip
         total = self.chip.hemispheres * self.chip.columns
         self.n = total if circuits is None else len(circuits)
         # Drives up to 9 and 10 full synapses: the design neuron of the default parameters needs
@@ -211,6 +211,7 @@ class _Experiment:
                 f"{cfg.neurons[wide].width} circuits"
             )
         self.tick_model = self.chip.timestamp * cfg.speedup
+        self._trimmed: tuple[bytes, Any] | None = None  # the last trims' executable: scans reuse it
 
     def fired(self, exc: np.ndarray, inh: np.ndarray, trims: np.ndarray | None) -> np.ndarray:
         """``bool[samples, circuits]``: which neuron fired for each sample's (exc, inh) drive."""
@@ -228,7 +229,10 @@ class _Experiment:
         t_i = np.where(on_i, slot_i * _STAGGER_TICKS * self.tick_model, np.inf)
         exe: MockExecutable = self.exe
         if trims is not None:
-            exe = exe._with_trims(trims)
+            key = trims.tobytes()
+            if self._trimmed is None or self._trimmed[0] != key:
+                self._trimmed = (key, exe._with_trims(trims))
+            exe = self._trimmed[1]
         rec = exe.run(
             {"e": snncomp.Spikes.from_first_spike_times(t_e), "i": snncomp.Spikes.from_first_spike_times(t_i)},
             on_overflow="raise",
@@ -295,9 +299,9 @@ def calibrate_gain(
         if not chosen or chosen[0] < 0 or chosen[-1] >= total:
             raise TargetError(f"calibrate_gain: circuits must be ids in 0..{total - 1}, got {list(circuits)[:8]}")
     design = mock.model_copy(update={**{f: 0.0 for f in _FPN}, "threshold_noise": 0.0, "jitter": 0.0})
-    ref = _Experiment(design, chip_seed, trial_seed, chip, tau_mem, tau_syn, chosen)
-    real = _Experiment(mock, chip_seed, trial_seed, chip, tau_mem, tau_syn, chosen)
-    shape = (ref.chip.hemispheres, ref.chip.columns)
+    ref = _Experiment(design, chip_seed, trial_seed, chip_spec, tau_mem, tau_syn, chosen)
+    real = _Experiment(mock, chip_seed, trial_seed, chip_spec, tau_mem, tau_syn, chosen)
+    shape = (chip_spec.hemispheres, chip_spec.columns)
 
     # Design critical drives: exc alone, then inh against twice that exc drive.
     coarse = np.arange(0, int(ref.we.sum()) // 2, 3)
@@ -373,12 +377,14 @@ def calibrate_gain(
     res_e = measure_exc(trims, narrow_e)
     res_i = measure_inh(trims, res_e)
     assert before_e is not None and before_i is not None
+    measured = np.zeros(shape, bool)
+    measured[h_idx, c_idx] = True
     return GainCalibration(
         chip_seed=int(chip_seed),
         fpn=tuple((f, float(getattr(mock, f))) for f in _FPN),
         exc=trims[0],
         inh=trims[1],
-        measured=grid(np.zeros(len(h_idx))) == 0.0,
+        measured=measured,
         residual_exc=grid(res_e) - 1.0,
         residual_inh=grid(res_i) - 1.0,
         before_exc=grid(before_e) - 1.0,
