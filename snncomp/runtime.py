@@ -619,7 +619,8 @@ class JaxExecutable(Executable):
         if grid.ndim != 1:
             raise InputError(f"trace_times must be a 1-D array of times, got shape {list(grid.shape)}")
         if not _is_tracer(trace_times):
-            g = np.asarray(grid)
+            # The host value, not ``grid``: inside ``jit`` even a constant grid is traced.
+            g = np.asarray(trace_times, dtype)
             if not np.all(np.isfinite(g)) or np.any(g < 0):
                 raise InputError("trace_times must be finite and >= 0")
         return grid, pops

@@ -309,6 +309,26 @@ def test_traces_match_closed_form_and_spikes() -> None:
     assert exe.n_traces == 1
 
 
+def test_traces_inside_jit_and_grad() -> None:
+    # A loss on the membrane trace (e.g. a margin below threshold) runs inside jit with a constant
+    # host grid, and its gradient reaches the weights.
+    net = snncomp.Network("tr")
+    x = net.input("x", 1)
+    net.lif("n", 1, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    net.connect(x, "n", weight=0.5)
+    exe = snncomp.compile(net.build(), t_max=0.02)
+    grid = np.linspace(0.0, 0.02, 41)
+    inputs = {"x": snncomp.Spikes.from_lists([0.0], [0])}
+
+    def peak(params: dict) -> jax.Array:
+        return jnp.max(exe.apply(params, inputs, trace_times=grid, trace_populations=("n",)).traces["n"].v)
+
+    value, grad = jax.jit(jax.value_and_grad(peak))(exe.params)
+    assert 0 < float(value) < 1  # subthreshold
+    # The trace is linear in the weight below threshold: d peak / d w = peak / w.
+    assert np.isclose(float(grad["weight"]["x->n"][0, 0]), float(value) / 0.5, rtol=1e-5)
+
+
 # ------------------------------------------------------------------ CLI
 
 
