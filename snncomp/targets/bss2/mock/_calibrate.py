@@ -17,7 +17,9 @@ samples whose ``S`` reaches its critical drive; counting the silent samples (wit
 trial-to-trial threshold noise dithers the count below one step) gives that critical drive. The
 inhibitory strength is measured the same way against a fixed excitatory drive of twice the design
 critical drive. Both are compared with the same experiment on a chip without mismatch or noise (the
-design), so the stagger of the input channels and the timestamp quantization cancel.
+design), so the stagger of the input channels and the timestamp quantization cancel; the design's
+circuits are dithered by known gain factors so that its critical drive is known below a scan step
+(otherwise its rounding would be a gain error shared by every trim).
 """
 
 from __future__ import annotations
