@@ -147,20 +147,26 @@ def _latest_checkpoint(directory: Path) -> Path | None:
 _EVAL_CACHE: dict[tuple[int, int, int], Any] = {}
 
 
+def _takes_key(exe: Trainable) -> bool:
+    """Whether ``exe.apply`` draws noise from a ``key`` argument (e.g. a noisy chip, noise-aware training)."""
+    return "key" in inspect.signature(exe.apply).parameters
+
+
 def _metrics_fn(exe: Trainable, loss: Callable, accuracy: Callable | None) -> Any:
     """The jitted per-batch (loss, accuracy) function, built once per (executable, loss, accuracy)."""
-    key = (id(exe), id(loss), id(accuracy))
-    if key not in _EVAL_CACHE:
+    cache_key = (id(exe), id(loss), id(accuracy))
+    if cache_key not in _EVAL_CACHE:
+        keyed = _takes_key(exe)
 
         @jax.jit
-        def batch_metrics(p: Any, inputs: Any, targets: Any) -> tuple[jax.Array, jax.Array]:
-            rec = exe.apply(p, inputs)
+        def batch_metrics(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+            rec = exe.apply(p, inputs, key=key) if keyed else exe.apply(p, inputs)
             acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
             return loss(rec, targets), acc
 
         # Keep the objects alive with the cache entry, so their ids cannot be reused by others.
-        _EVAL_CACHE[key] = (batch_metrics, exe, loss, accuracy)
-    return _EVAL_CACHE[key][0]
+        _EVAL_CACHE[cache_key] = (batch_metrics, exe, loss, accuracy)
+    return _EVAL_CACHE[cache_key][0]
 
 
 def evaluate(
@@ -171,15 +177,22 @@ def evaluate(
     params: Any = None,
     batch_size: int = 256,
     accuracy: Callable[[Any, Any], jax.Array] | None = None,
+    key: jax.Array | None = None,
 ) -> dict[str, float]:
-    """Mean loss (and accuracy) over every sample of ``data`` (jitted once per executable and loss)."""
+    """Mean loss (and accuracy) over every sample of ``data`` (jitted once per executable and loss).
+
+    If ``exe.apply`` takes a ``key`` (a noisy target, e.g. ``bss2-mock`` with trial-to-trial noise),
+    ``key`` draws that noise: the same key gives the same result; pass a new one for a new trial.
+    Default: ``PRNGKey(0)``.
+    """
     params = exe.params if params is None else params
     n = _n_samples(data)
     batch_metrics = _metrics_fn(exe, loss, accuracy)
+    key = jax.random.PRNGKey(0) if key is None else key
     total_loss, total_acc = 0.0, 0.0
-    for start in range(0, n, batch_size):
+    for i, start in enumerate(range(0, n, batch_size)):
         idx = np.arange(start, min(start + batch_size, n))
-        l_, a_ = batch_metrics(params, _take(data[0], idx), _take(data[1], idx))
+        l_, a_ = batch_metrics(params, _take(data[0], idx), _take(data[1], idx), jax.random.fold_in(key, i))
         total_loss += float(l_) * len(idx)
         total_acc += float(a_) * len(idx)
     out = {"loss": total_loss / max(n, 1)}
@@ -237,7 +250,8 @@ def fit(
     ``project(params) -> params`` is applied after every update (inside ``jit``), e.g. to keep weights
     in the range a chip can realise (:func:`clip_weights`). If ``exe.apply`` takes a ``key`` argument,
     each step passes a fresh PRNG key (a function of ``seed`` and the step), e.g. for noise-aware
-    training. Returns the :class:`History`, with the final ``params``.
+    training or for new trial-to-trial noise at every step of hardware in the loop (``bss2-mock``),
+    and each epoch's evaluation its own key. Returns the :class:`History`, with the final ``params``.
     """
     if epochs < 0 or batch_size < 1:
         raise SnnCompError(f"fit: need epochs >= 0 and batch_size >= 1, got epochs={epochs}, batch_size={batch_size}")
@@ -266,8 +280,9 @@ def fit(
 
     # An ``apply`` with a ``key`` argument is stochastic (e.g. noise-aware training): it gets a fresh
     # key per step, a function of the seed and the step, so runs stay reproducible.
-    stochastic = "key" in inspect.signature(exe.apply).parameters
+    stochastic = _takes_key(exe)
     base_key = jax.random.PRNGKey(seed)
+    eval_key = jax.random.split(base_key)[1]
 
     def loss_fn(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, Any]:
         rec = exe.apply(p, inputs, key=key) if stochastic else exe.apply(p, inputs)
@@ -318,7 +333,15 @@ def fit(
             if not math.isfinite(record["train_loss"]):
                 raise SnnCompError(f"fit: the training loss became {record['train_loss']} in epoch {epoch}")
             if eval_data is not None:
-                ev = evaluate(exe, loss, eval_data, params=params, batch_size=batch_size, accuracy=accuracy)
+                ev = evaluate(
+                    exe,
+                    loss,
+                    eval_data,
+                    params=params,
+                    batch_size=batch_size,
+                    accuracy=accuracy,
+                    key=jax.random.fold_in(eval_key, epoch),
+                )
                 record.update({f"eval_{k}": v for k, v in ev.items()})
             history.records.append(record)
             bar.epoch_done(record)

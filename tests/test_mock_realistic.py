@@ -54,6 +54,61 @@ def test_seeds_make_runs_reproducible_and_chips_different() -> None:
     np.testing.assert_array_equal(_first(a.run(x, trial=0), "hidden", 40), _first(ra, "hidden", 40))
 
 
+def test_trial_noise_inside_jit_comes_from_an_argument() -> None:
+    """Under ``jit`` a call counter would be read once at tracing; ``trial``/``key`` arguments keep trials fresh."""
+    import warnings
+
+    import jax
+    import jax.numpy as jnp
+
+    exe = compile_mock(_net(), t_max=T_MAX, mock=MockConfig.realistic(), chip_seed=1, trial_seed=7)
+    x = _inputs()
+    by_trial = jax.jit(lambda p, t: exe.run(x, p, trial=t).spikes["hidden"].to_first_spike_times(40))
+    a0, a1 = np.asarray(by_trial(exe.params, jnp.int32(0))), np.asarray(by_trial(exe.params, jnp.int32(1)))
+    assert not np.array_equal(a0, a1)
+    # A traced trial number draws what the same number does outside jit.
+    np.testing.assert_array_equal(a0, _first(exe.run(x, trial=0), "hidden", 40))
+
+    by_key = jax.jit(lambda p, k: exe.apply(p, x, key=k).spikes["hidden"].to_first_spike_times(40))
+    k0, k1 = jax.random.PRNGKey(0), jax.random.PRNGKey(1)
+    np.testing.assert_array_equal(np.asarray(by_key(exe.params, k0)), np.asarray(by_key(exe.params, k0)))
+    assert not np.array_equal(np.asarray(by_key(exe.params, k0)), np.asarray(by_key(exe.params, k1)))
+
+    frozen = jax.jit(lambda p: exe.run(x, p).spikes["hidden"].to_first_spike_times(40))
+    with pytest.warns(UserWarning, match="trial=<int array> or key="):
+        frozen(exe.params)
+    with pytest.raises(snncomp.InputError, match="not both"):
+        exe.run(x, trial=0, key=k0)
+    # Outside jit the counter advances per call: no warning, and eager grad is not staged either.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exe.run(x)
+        jax.grad(lambda p: jnp.sum(jnp.nan_to_num(exe.run(x, p).spikes["out"].times, posinf=0.0)))(exe.params)
+        ideal_exe = compile_mock(_net(), t_max=T_MAX)
+        jax.jit(lambda p: ideal_exe.run(x, p).spikes["out"].times)(ideal_exe.params)  # no trial noise: no warning
+
+
+def test_fit_and_evaluate_give_the_chip_fresh_trials() -> None:
+    """``fit``/``evaluate`` pass keys to a noisy target: the same key repeats a trial, another key does not."""
+    import jax
+
+    from snncomp.train import evaluate
+
+    exe = compile_mock(_net(), t_max=T_MAX, mock=MockConfig.realistic(), chip_seed=1, trial_seed=7)
+    x = _inputs(32)
+    y = np.zeros(32, np.int32)
+
+    def loss(rec: snncomp.Recording, _y: object) -> object:
+        import jax.numpy as jnp
+
+        t = rec.spikes["hidden"].to_first_spike_times(40)
+        return jnp.mean(jnp.where(jnp.isfinite(t), t, 0.0))
+
+    runs = [evaluate(exe, loss, (x, y), key=jax.random.PRNGKey(k), batch_size=16)["loss"] for k in (0, 0, 1)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
 def test_fixed_pattern_noise_belongs_to_the_circuits() -> None:
     exe = compile_mock(_net(), t_max=T_MAX, mock=MockConfig.realistic())
     dev = circuit_deviations(exe.lowered, MockConfig.realistic(), chip_seed=3)

@@ -97,6 +97,11 @@ class MockConfig(BaseModel):
             for f in ("fpn_tau_mem", "fpn_tau_syn", "fpn_gain", "fpn_v_threshold", "fpn_v_leak", "fpn_v_reset")
         )
 
+    @property
+    def has_trial_noise(self) -> bool:
+        """Whether runs differ from trial to trial (spike-time jitter or threshold noise)."""
+        return self.jitter > 0 or self.threshold_noise > 0
+
     def text(self) -> str:
         """One line: every field that differs from :meth:`ideal`."""
         base = MockConfig()

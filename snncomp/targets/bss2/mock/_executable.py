@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -505,7 +506,8 @@ class MockExecutable(Executable):
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
-        trial: int | None = None,
+        trial: int | Any | None = None,
+        key: Any = None,
         trace_times: Any = None,
         trace_populations: Any = None,
     ) -> tuple[Recording, MockHealth]:
@@ -540,10 +542,20 @@ class MockExecutable(Executable):
         n_samples = int(np.prod(batch_shape)) if batch_shape else 1
         ev_t, ev_ch, n_bad = self._flat_inputs(times, neurons, n_samples)
         b_pad = ev_t.shape[0]
-        if trial is None:
+        if key is not None and trial is not None:
+            raise InputError("bss2-mock run: pass trial= or key= to choose the trial-to-trial noise, not both")
+        if key is None and trial is None:
+            if self.mock.has_trial_noise and _staged(checked, times, neurons):
+                warnings.warn(
+                    "bss2-mock: run inside jit without trial= or key=: the trial-to-trial noise is drawn when the "
+                    "function is traced, so every call of the compiled function repeats the same draw; pass "
+                    "trial=<int array> or key=<PRNG key> as an argument of the jitted function for fresh noise",
+                    stacklevel=3,
+                )
             trial = self._trial
             self._trial += 1
-        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(self.trial_seed), trial), b_pad)
+        base = key if key is not None else jax.random.fold_in(jax.random.PRNGKey(self.trial_seed), trial)
+        keys = jax.random.split(base, b_pad)
         chip = cur.config.chip
         noise = jnp.asarray(
             [self.mock.jitter * chip.fpga_clock, self.mock.readout_delay * chip.fpga_clock, self.mock.threshold_noise],
@@ -574,7 +586,8 @@ class MockExecutable(Executable):
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
-        trial: int | None = None,
+        trial: int | Any | None = None,
+        key: Any = None,
         trace_times: Any = None,
         trace_populations: Any = None,
     ) -> Recording:
@@ -582,9 +595,15 @@ class MockExecutable(Executable):
 
         ``params`` (default :attr:`params`) are re-quantized into the existing routing. ``t_max``
         overrides the compile-time window (no retracing). ``on_overflow="raise"`` raises
-        :class:`~snncomp.runtime.BufferOverflowError` when a readout buffer was too small. ``trial``
-        selects the trial-to-trial noise (default: a counter, so repeated runs differ as on the chip;
-        the sequence is fixed by ``trial_seed``). The run's health counters are kept in :attr:`health`.
+        :class:`~snncomp.runtime.BufferOverflowError` when a readout buffer was too small.
+
+        Trial-to-trial noise: ``trial`` (an integer, traced or not) picks one draw of the sequence
+        fixed by ``trial_seed``; ``key`` (a JAX PRNG key) picks a draw directly. With neither, a
+        counter advances on every call, so repeated runs differ as on the chip -- but inside
+        ``jit``/``grad`` the counter is read once, when the function is traced, and every call of
+        the compiled function would repeat that draw: pass ``trial`` or ``key`` as an argument of
+        the jitted function there (a warning says so otherwise). The run's health counters are kept
+        in :attr:`health`.
         """
         return self.run_with_health(
             inputs,
@@ -592,9 +611,18 @@ class MockExecutable(Executable):
             t_max=t_max,
             on_overflow=on_overflow,
             trial=trial,
+            key=key,
             trace_times=trace_times,
             trace_populations=trace_populations,
         )[0]
+
+    def apply(self, params: Any, inputs: Mapping[str, Spikes], key: Any = None, **kwargs: Any) -> Recording:
+        """``run`` with the parameters first and overflow only flagged, for ``jax.grad``/``train.fit``.
+
+        ``key`` draws the trial-to-trial noise (``train.fit`` passes a fresh key every step, so each
+        training step in the loop sees new noise, as on the chip).
+        """
+        return self.run(inputs, params, on_overflow="flag", key=key, **kwargs)
 
     def _check_delays(self, params: dict) -> None:
         for key, d in params["delay"].items():
@@ -694,6 +722,18 @@ class MockExecutable(Executable):
             f"MockExecutable(network={self._network.name!r}, dtype={np.dtype(self._dtype)}, t_max={self._t_max}, "
             f"mock={self.mock.text()!r})"
         )
+
+
+def _staged(*trees: Any) -> bool:
+    """Whether any leaf is staged out by ``jit`` (possibly under ``grad``/``vmap``), its value not known yet."""
+    for leaf in jax.tree_util.tree_leaves(trees):
+        for _ in range(16):  # unwrap grad/vmap tracers down to the value they carry
+            if not isinstance(leaf, jax.core.Tracer):
+                break
+            if "Jaxpr" in type(leaf).__name__:
+                return True
+            leaf = getattr(leaf, "primal", getattr(leaf, "val", None))
+    return False
 
 
 def compile_mock(network: Any, **options: Any) -> MockExecutable:
