@@ -43,7 +43,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     print(
         f"yinyang on {result.target}: test accuracy {result.test_accuracy:.4f} "
-        f"(best validation epoch {result.best_epoch}), {result.wall_seconds:.1f} s; wrote {args.out}/"
+        f"({result.selected}, chosen on validation), {result.wall_seconds:.1f} s; wrote {args.out}/"
     )
     return 0
 
@@ -82,9 +82,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if mock_exe is not None:
         test = prepare_data(config)["test"]
         # The software-trained weights on the emulated chip as they are: the gap the chip's mismatch opens.
-        deployed = evaluate_on(mock_exe, result.params, test, config)
+        # As `train yinyang --target bss2-mock` does, the chip gets the mean of the last epochs' weights.
+        chip_weights = result.params if result.averaged_params is None else result.averaged_params
+        which = "jax weights" if result.averaged is None else f"jax weights, {result.averaged['label']}"
+        deployed = evaluate_on(mock_exe, chip_weights, test, config)
         calibrated = "calibrated" if mock_exe.calibration is not None else "uncalibrated"
-        rows.append((f"bss2-mock (realistic, {calibrated}), jax weights", deployed))
+        rows.append((f"bss2-mock (realistic, {calibrated}), {which}", deployed))
         if args.hil_epochs:
             print(
                 f"== fine-tuning on bss2-mock in the loop ({args.hil_epochs} epochs, EventProp on the recorded spikes)"
@@ -94,7 +97,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 config=replace(config, epochs=args.hil_epochs),
                 out=out / "bss2-mock",
                 progress=True,
-                params=result.params,
+                params=chip_weights,
             )
             rows.append((f"bss2-mock (realistic, {calibrated}), +{args.hil_epochs} HIL", hil.test_accuracy))
             # Runs inside jit keep no counters; one concrete run of the test set shows the chip's health.

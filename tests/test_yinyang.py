@@ -35,6 +35,19 @@ def test_short_training_run_learns(quick_run: tuple[yinyang.YinYangResult, Path]
     assert result.records[-1]["val_accuracy"] > result.records[0]["val_accuracy"] - 0.05
 
 
+def test_weight_average_is_reported_not_selected_on_jax(quick_run: tuple[yinyang.YinYangResult, Path]) -> None:
+    result, out = quick_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["averaged"]["label"] == "mean of epochs 2-3"  # half of the 4 epochs
+    assert metrics["selected"] == f"epoch {result.best_epoch}"  # selection on jax stays per epoch
+    avg = result.averaged_params["weight"]["x->h"]
+    assert not np.array_equal(avg, np.asarray(result.params["weight"]["x->h"]))
+    evaluator = yinyang._Evaluator(result.exe, QUICK)
+    assert evaluator(result.averaged_params, yinyang.prepare_data(QUICK)["val"])["accuracy"] == pytest.approx(
+        metrics["averaged"]["val_accuracy"]
+    )
+
+
 def test_artifacts_are_written(quick_run: tuple[yinyang.YinYangResult, Path]) -> None:
     result, out = quick_run
     metrics = json.loads((out / "metrics.json").read_text())
@@ -126,6 +139,8 @@ def test_short_hardware_in_the_loop_run_learns(tmp_path: Path) -> None:
     vals = [r["val_accuracy"] for r in metrics["epochs"]]
     picked = metrics["start_val_accuracy"] if result.best_epoch == -1 else vals[result.best_epoch]
     assert picked == max([metrics["start_val_accuracy"], *vals])  # selection over the start and every epoch
+    # The chip got the mean of the pretraining's last 5 epochs, not its best-validation epoch.
+    assert metrics["pretrain"]["handed_on"] == "mean of epochs 5-9"
     from snncomp.targets.bss2 import HardwareConfig
 
     saved = HardwareConfig.load(tmp_path / "hardware_config.json")
