@@ -40,6 +40,7 @@ def test_weight_average_is_reported_not_selected_on_jax(quick_run: tuple[yinyang
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["averaged"]["label"] == "mean of epochs 2-3"  # half of the 4 epochs
     assert metrics["selected"] == f"epoch {result.best_epoch}"  # selection on jax stays per epoch
+    assert metrics["test_trials"] == [result.test_accuracy]  # deterministic target: one run
     avg = result.averaged_params["weight"]["x->h"]
     assert not np.array_equal(avg, np.asarray(result.params["weight"]["x->h"]))
     evaluator = yinyang._Evaluator(result.exe, QUICK)
@@ -141,6 +142,10 @@ def test_short_hardware_in_the_loop_run_learns(tmp_path: Path) -> None:
     assert picked == max([metrics["start_val_accuracy"], *vals])  # selection over the start and every epoch
     # The chip got the mean of the pretraining's last 5 epochs, not its best-validation epoch.
     assert metrics["pretrain"]["handed_on"] == "mean of epochs 5-9"
+    # Test accuracy on the noisy chip: the mean over independent trials, which differ.
+    runs = metrics["test_trials"]
+    assert len(runs) == HIL_QUICK.test_trials and metrics["final_test_accuracy"] == pytest.approx(np.mean(runs))
+    assert len(set(metrics["pretrain"]["deployed_test_trials"])) > 1
     from snncomp.targets.bss2 import HardwareConfig
 
     saved = HardwareConfig.load(tmp_path / "hardware_config.json")
