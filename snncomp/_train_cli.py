@@ -35,6 +35,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = replace(config, finetune_learning_rate=args.finetune_learning_rate)
     if args.no_calibration:
         config = replace(config, calibrate=False)
+    if args.average_epochs is not None:
+        config = replace(config, average_epochs=args.average_epochs)
+    if args.test_trials is not None:
+        config = replace(config, test_trials=args.test_trials)
     result = train(target=args.target, config=config, out=Path(args.out), progress=not args.no_progress, mock=args.mock)
     if result.pretrain is not None:
         print(
@@ -154,6 +158,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bss2-mock: skip the per-neuron gain calibration of the emulated chip (on by default for the "
         "realistic preset; measured once, then cached)",
+    )
+    y.add_argument(
+        "--average-epochs",
+        type=int,
+        default=None,
+        help="average the weights of the last N epochs (default 10, at most half the run; 0: off); the chip "
+        "gets the software pretraining's average",
+    )
+    y.add_argument(
+        "--test-trials",
+        type=_positive,
+        default=None,
+        help="bss2-mock with trial noise: test accuracy as the mean over this many runs (default 5)",
     )
     y.set_defaults(func=_cmd_train)
 

@@ -160,3 +160,24 @@ def test_short_hardware_in_the_loop_run_learns(tmp_path: Path) -> None:
 def test_full_jax_run_reaches_the_target_accuracy(tmp_path: Path) -> None:
     result = yinyang.train(target="jax", hidden=120, epochs=100, seed=0, out=tmp_path, progress=False)
     assert result.test_accuracy >= 0.95
+
+
+def test_train_command_passes_its_options_into_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from snncomp import cli
+
+    seen = {}
+
+    def fake_train(**kwargs: object) -> SimpleNamespace:
+        seen.update(kwargs)
+        return SimpleNamespace(pretrain=None, target="bss2-mock", test_accuracy=0.5, selected="epoch 0", wall_seconds=1)
+
+    monkeypatch.setattr(yinyang, "train", fake_train)
+    argv = ["train", "yinyang", "--target", "bss2-mock", "--hidden", "400", "--epochs", "4", "--seed", "3"]
+    argv += ["--average-epochs", "0", "--test-trials", "7", "--no-calibration", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    config = seen["config"]
+    assert (config.hidden, config.epochs, config.seed) == (400, 4, 3)
+    assert (config.average_epochs, config.test_trials, config.calibrate) == (0, 7, False)
+    assert config.input_repeat == 5 and seen["target"] == "bss2-mock"  # chip-ready on the chip
