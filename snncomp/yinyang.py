@@ -13,7 +13,6 @@ and writes the artifacts; the ``snncomp train yinyang`` and ``snncomp demo`` com
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import time
@@ -176,7 +175,9 @@ class _WithParams:
         self.noise = noise
         # A target that draws trial-to-trial noise (bss2-mock) gets the key, so every step and
         # every evaluation is a new trial rather than one draw frozen into the compiled function.
-        self.keyed = "key" in inspect.signature(exe.apply).parameters
+        from .train import _takes_key
+
+        self.keyed = _takes_key(exe)
 
     def apply(self, params: Any, inputs: Any, key: Any = None) -> tuple[Any, Any]:
         run_params = params if self.scale is None else fake_quantize(params, self.scale)
