@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from .errors import DSLError
 from .ir import Edge, InputNode, LIFNode, LINode
 from .ir import Network as IRNetwork
+from .ir._arrays import ragged_detail
 from .ir._io import diagnostics_from_validation_error
 
 __all__ = ["Network", "Population"]
@@ -167,9 +168,9 @@ class Network:
         if init is not None:
             if not callable(init):
                 raise _fail(what, f"init must be an initializer from snncomp.init, got {type(init).__name__}")
-            w = np.asarray(init(shape, dtype))
+            w = _as_array(init(shape, dtype), what, "init result")
         else:
-            w = np.asarray(weight)
+            w = _as_array(weight, what, "weight")
             if w.ndim == 0:
                 w = np.full(shape, w, dtype=dtype if np.issubdtype(w.dtype, np.number) else None)
         if w.shape != shape:
@@ -209,6 +210,15 @@ class Network:
 
     def __getitem__(self, name: str) -> Population:
         return self._resolve(name, f"[{name!r}]")
+
+
+def _as_array(value: Any, what: str, field: str) -> np.ndarray:
+    """``np.asarray(value)``, failing with the DSL's prefix (a ragged list says where it is ragged)."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        ragged = ragged_detail(value)
+        raise _fail(what, f"{field}: {ragged if ragged is not None else f'not an array: {exc}'}") from None
 
 
 def _first_reason(exc: ValidationError, raw: Any) -> str:

@@ -85,10 +85,40 @@ def _coerce(value: Any) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
+        ragged = ragged_detail(value)
+        if ragged is not None:
+            raise PydanticCustomError("array_ragged", "{detail}", {"detail": ragged}) from None
         raise PydanticCustomError("array_type", "not an array: {e}", {"e": str(exc)}) from None
     if arr.dtype == object:
         raise PydanticCustomError("array_type", "not a rectangular numeric array", {})
     return arr
+
+
+def ragged_detail(value: Any, _at: str = "") -> str | None:
+    """Where a nested list is ragged (rows of different lengths, or lists mixed with numbers), else None."""
+    if not isinstance(value, (list, tuple)):
+        return None
+
+    def length(x: Any) -> int | None:
+        if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim > 0):
+            return len(x)
+        return None
+
+    def entries(n: int | None) -> str:
+        return "a single number" if n is None else f"{n} value{'s' if n != 1 else ''}"
+
+    lengths = [length(x) for x in value]
+    for i, n in enumerate(lengths):
+        if n != lengths[0]:
+            return (
+                f"ragged nested list: rows of different lengths ({_at}[0] has {entries(lengths[0])}, "
+                f"{_at}[{i}] has {entries(n)}); give a rectangular array"
+            )
+    for i, x in enumerate(value):
+        inner = ragged_detail(x if not isinstance(x, np.ndarray) else x.tolist(), f"{_at}[{i}]")
+        if inner is not None:
+            return inner
+    return None
 
 
 def _first_bad_index(mask: np.ndarray) -> str:

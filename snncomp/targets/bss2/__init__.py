@@ -24,6 +24,7 @@ _LAZY = {
     "ParameterError": ("errors", "ParameterError"),
     "ConfigError": ("errors", "ConfigError"),
     "Violation": ("errors", "Violation"),
+    "WeightSaturationWarning": ("errors", "WeightSaturationWarning"),
     "ResourceReport": ("report", "ResourceReport"),
     "resource_report": ("report", "resource_report"),
     "format_report": ("report", "format_report"),

@@ -159,6 +159,7 @@ class Quantized(_Ann):
     saturated: int
     split_extra: int
     max_error: float
+    saturation_error: float = 0.0
 
     def effective(self) -> np.ndarray:
         """The dequantized weight in model units."""
@@ -166,11 +167,17 @@ class Quantized(_Ann):
 
     def text(self) -> str:
         extra = f" split+{self.split_extra}" if self.split_extra else ""
-        return f"w_hw={format_array(self.w_hw)} saturated={self.saturated}{extra} max_err={self.max_error:.3g}"
+        sat = f" (largest error {self.saturation_error:.3g})" if self.saturated else ""
+        return f"w_hw={format_array(self.w_hw)} saturated={self.saturated}{sat}{extra} max_err={self.max_error:.3g}"
 
 
 class Quantization(_Ann):
-    """Graph annotation of ``quantize``: the options and totals."""
+    """Graph annotation of ``quantize``: the options and totals.
+
+    ``max_error`` is the largest rounding error of a weight within range (at most half a step);
+    ``saturated`` counts the weights clipped at the synapse maximum and ``saturation_error`` is the
+    largest error among them (``|w - w_hw / scale|``, unbounded). ``worst_error`` is the larger of the two.
+    """
 
     scale: float
     bits: int
@@ -179,18 +186,27 @@ class Quantization(_Ann):
     saturated: int
     split_extra: int
     max_error: float
+    saturation_error: float = 0.0
 
     @property
     def step(self) -> float:
         """One hardware weight step in model units."""
         return 1.0 / self.scale
 
+    @property
+    def worst_error(self) -> float:
+        """The largest error of any weight, saturated or not, in model units."""
+        return max(self.max_error, self.saturation_error)
+
     def text(self) -> str:
-        return (
+        text = (
             f"scale={self.scale:g} bits={self.bits} saturate={self.saturate} weights={self.weights} "
-            f"saturated={self.saturated} split_extra={self.split_extra} "
-            f"max_err={self.max_error:.3g} (half step {0.5 / self.scale:.3g})"
+            f"split_extra={self.split_extra} max_err={self.max_error:.3g} (half step {0.5 / self.scale:.3g}), "
+            f"saturated={self.saturated} of {self.weights} weights"
         )
+        if self.saturated:
+            text += f", largest saturation error {self.saturation_error:.3g}"
+        return text
 
 
 class PopulationPlacement(_Ann):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ...errors import SnnCompError
 
-__all__ = ["ConfigError", "ParameterError", "ResourceError", "Violation"]
+__all__ = ["ConfigError", "ParameterError", "ResourceError", "Violation", "WeightSaturationWarning"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,7 @@ class ParameterError(_ViolationsError):
 
 class ConfigError(_ViolationsError):
     """A ``HardwareConfig`` breaks a chip rule or does not realise the intended connectivity."""
+
+
+class WeightSaturationWarning(UserWarning):
+    """Weights beyond the chip's range were clipped by more than one step: the chip computes another network."""

@@ -6,6 +6,7 @@ import abc
 from typing import ClassVar
 
 import equinox as eqx
+import numpy as np
 from jaxtyping import Array
 
 from ._dynamics import NeuronParams
@@ -53,6 +54,49 @@ class AbstractStage(eqx.Module):
             solver = p.solver.name if p.kind == "lif" else "none (no threshold)"
             lines.append(
                 f"{p.name}: {p.kind}[{p.size}] buffer={p.buffer} solver={solver} in=[{ins}] "
-                f"params={'uniform' if p.nrn.tau_mem.shape[0] == 1 else 'per-neuron'}"
+                f"params={_params_label(p.nrn)}"
             )
         return lines
+
+
+# The packed columns of NeuronParams, named as the IR names the parameters they come from.
+_PARAM_COLUMNS = (
+    ("tau_mem", "tau_mem"),
+    ("tau_syn", "tau_syn"),
+    ("theta", "v_threshold"),
+    ("u_reset", "v_reset"),
+    ("v_leak", "v_leak"),
+    ("t_refrac", "t_refrac"),
+    ("max_spikes", "max_spikes"),
+)
+
+
+def _params_label(nrn: NeuronParams) -> str:
+    """``uniform``, or ``per-neuron (tau_syn, v_threshold)``: which parameters vary across the population.
+
+    :meth:`NeuronParams.build` shrinks a uniform column to ``[1]``, so a longer column is per-neuron.
+    ``theta`` and ``u_reset`` are measured from ``v_leak`` and are named after the IR parameters
+    ``v_threshold`` and ``v_reset``; with a per-neuron ``v_leak`` they vary with it, and are named only
+    when the absolute potential (``theta + v_leak``) varies too.
+    """
+    leak = nrn.v_leak
+    varying = []
+    for column, label in _PARAM_COLUMNS:
+        x = getattr(nrn, column)
+        if x.shape[0] <= 1:
+            continue
+        if column in ("theta", "u_reset") and leak.shape[0] > 1 and _constant(x, leak):
+            continue
+        varying.append(label)
+    return f"per-neuron ({', '.join(varying)})" if varying else "uniform"
+
+
+def _constant(relative: Array, leak: Array) -> bool:
+    """Whether ``relative + leak`` is one value (to a few ulps of the packed dtype)."""
+    try:
+        rel, lk = np.asarray(relative), np.asarray(leak)
+    except Exception:  # a traced plan: its values are unknown, so call the column per-neuron
+        return False
+    absolute = rel.astype(np.float64) + lk.astype(np.float64)
+    size = max(float(np.abs(rel).max()), float(np.abs(lk).max()))
+    return bool(np.ptp(absolute) <= 8 * np.finfo(rel.dtype).eps * size)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,9 +15,21 @@ from ....errors import SnnCompError
 from ....passes import Pass, PassContext, annotate_edge, annotate_graph, register
 from .._annotations import Quantization, Quantized, SignSplit
 from .._problem import chip_of
-from ..errors import ResourceError, Violation
+from ..errors import ResourceError, Violation, WeightSaturationWarning
 
-__all__ = ["Quantize", "round_half_away"]
+__all__ = ["Quantize", "WeightSaturationWarning", "round_half_away"]
+
+
+@dataclass(frozen=True)
+class _Saturation:
+    """The weights of one projection clipped by more than one step, and the worst of them."""
+
+    key: str
+    count: int
+    weights: int
+    index: tuple[int, int]
+    weight: float
+    effective: float
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
@@ -36,7 +51,9 @@ class Quantize(Pass):
     synapses (rows) on each, ``w_max`` each plus the remainder. ``bits`` may be lowered below the chip's 6
     to emulate coarser weights.
 
-    Graph annotation ``quantization`` (totals); edge annotation ``quant`` (``w_hw`` per synapse).
+    Graph annotation ``quantization`` (totals); edge annotation ``quant`` (``w_hw`` per synapse). Clipped
+    weights are counted with their largest error; when a weight is clipped by more than one step, one
+    :class:`WeightSaturationWarning` per run names the projections, the chip's range and the options.
     """
 
     name = "quantize"
@@ -61,8 +78,9 @@ class Quantize(Pass):
             raise SnnCompError(f"quantize{{scale={scale}}}: must be a positive number")
         w_max = (1 << self.bits) - 1
         n_weights = saturated = split_extra = 0
-        max_err = 0.0
+        max_err = sat_err = 0.0
         problems: list[Violation] = []
+        far: list[_Saturation] = []  # projections with weights clipped by more than one step
         for u, v, key, data in g.edges(keys=True, data=True):
             signs: SignSplit | None = data["ann"].get("signs")
             if signs is None:
@@ -102,21 +120,49 @@ class Quantize(Pass):
                 i, j = np.argwhere(lost)[0]
                 raise SnnCompError(f"projection '{key}'[{i},{j}]: weight sign has no slot; re-run split-sign")
             ok = used & ~over
-            err = float(np.abs(w_hw / scale - edge.weight)[ok].max()) if ok.any() else 0.0
+            error = np.abs(w_hw / scale - edge.weight)
+            err = float(error[ok].max()) if ok.any() else 0.0
+            clipped = used & over if self.saturate == "clip" else np.zeros_like(used)
+            s_err = float(error[clipped].max()) if clipped.any() else 0.0
+            beyond = clipped & (error > 1.0 / scale)
+            if beyond.any():
+                i, j = np.unravel_index(int(np.argmax(np.where(beyond, error, -1.0))), error.shape)
+                far.append(
+                    _Saturation(
+                        key=str(key),
+                        count=int(beyond.sum()),
+                        weights=int(used.sum()),
+                        index=(int(i), int(j)),
+                        weight=float(edge.weight[i, j]),
+                        effective=float(w_hw[i, j]) / scale,
+                    )
+                )
             w_hw.flags.writeable = False
             annotate_edge(
                 g,
                 u,
                 v,
                 key,
-                quant=Quantized(scale=scale, w_max=w_max, w_hw=w_hw, saturated=sat, split_extra=extra, max_error=err),
+                quant=Quantized(
+                    scale=scale,
+                    w_max=w_max,
+                    w_hw=w_hw,
+                    saturated=sat,
+                    split_extra=extra,
+                    max_error=err,
+                    saturation_error=s_err,
+                ),
             )
             n_weights += int(used.sum())
             saturated += sat
             split_extra += extra
             max_err = max(max_err, err)
+            sat_err = max(sat_err, s_err)
             if sat:
-                ctx.remark(f"{key}: {sat} of {int(used.sum())} weights saturated at |w_hw| = {w_max}")
+                ctx.remark(
+                    f"{key}: {sat} of {int(used.sum())} weights saturated at |w_hw| = {w_max} "
+                    f"(largest error {s_err:.3g})"
+                )
         if problems:
             raise ResourceError("weights too large to split", problems)
         summary = Quantization(
@@ -127,7 +173,50 @@ class Quantize(Pass):
             saturated=saturated,
             split_extra=split_extra,
             max_error=max_err,
+            saturation_error=sat_err,
         )
         annotate_graph(g, quantization=summary)
         ctx.remark(summary.text())
+        if far:
+            warnings.warn(_saturation_message(far, w_max, scale), WeightSaturationWarning, stacklevel=_user_level())
         return g
+
+
+def _saturation_message(far: list[_Saturation], w_max: int, scale: float) -> str:
+    """One warning for every projection with weights clipped by more than one step."""
+    bound = w_max / scale
+    count = sum(f.count for f in far)
+    total = sum(f.weights for f in far)
+    parts = []
+    for f in far[:5]:
+        i, j = f.index
+        parts.append(
+            f"'{f.key}': {f.count} of {f.weights} weights, worst w={f.weight:.4g} at [{i}, {j}] realised as "
+            f"{f.effective:.4g} (error {abs(f.weight - f.effective):.3g})"
+        )
+    if len(far) > 5:
+        parts.append(f"and {len(far) - 5} more projection(s)")
+    largest = max(abs(f.weight) for f in far)
+    fit = w_max / largest
+    return (
+        f"quantize: {count} of {total} weights in {len(far)} projection(s) lie beyond the chip's weight range "
+        f"by more than one step (1/scale = {1.0 / scale:.3g}) and were clipped, so the chip computes a "
+        f"different network: the largest weight a synapse realises is +-{bound:.4g} model units ({w_max} hardware "
+        f"units at scale={scale:g}); " + "; ".join(parts) + ". To fix: keep the weights within +-"
+        f"{bound:.4g} (clip them in training, or scale the network's weights down), or compile with "
+        f"saturate='split' (pass option quantize{{saturate=split}}: large weights spend extra synapse rows), or "
+        f"with a lower scale (scale={fit:.4g} or less fits |w| = {largest:.4g}: coarser steps of 1/scale; pass "
+        f"option quantize{{scale=...}})"
+    )
+
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of the first caller outside snncomp, so the warning points at the user's line."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR + os.sep):
+        level += 1
+        frame = frame.f_back
+    return level
