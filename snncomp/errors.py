@@ -15,8 +15,10 @@ __all__ = [
     "Diagnostic",
     "IRError",
     "InputError",
+    "InputWarning",
     "PassError",
     "PipelineError",
+    "PopulationError",
     "SnnCompError",
     "TargetError",
 ]
@@ -70,6 +72,17 @@ class TargetError(SnnCompError):
 
 class InputError(SnnCompError, ValueError):
     """Run-time inputs (spikes, parameters, options) do not fit the compiled network."""
+
+
+class PopulationError(SnnCompError, KeyError):
+    """A population was asked for that the result does not hold (unknown, or removed by a pass)."""
+
+    def __str__(self) -> str:  # KeyError would show the message's repr
+        return str(self.args[0]) if self.args else ""
+
+
+class InputWarning(UserWarning):
+    """Valid run-time inputs that are very likely a mistake (e.g. every spike outside the window)."""
 
 
 class BufferOverflowError(SnnCompError, RuntimeError):

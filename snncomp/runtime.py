@@ -16,10 +16,16 @@ Conventions:
 * The simulated window is ``[0, t_max)``. Input spikes at or after ``t_max``
   are ignored (they cannot influence the window) and nothing at or after
   ``t_max`` is produced.
-* Inputs are validated on the host before the jitted run (names, shapes,
-  times finite and ``>= 0``, neuron indices in range, padding consistent);
-  inside ``jit`` (traced inputs) the same checks travel as a flag and become an
-  :class:`InputError` once the result is concrete.
+* Inputs and parameters are validated on the host before the jitted run when
+  they are concrete (names, shapes, times finite and ``>= 0``, neuron indices in
+  range, padding consistent; weights finite, delays finite and ``>= 0``). When
+  they are traced (the caller's ``jit``, ``grad``, ``vmap``, ``train.fit``) the
+  same value checks are compiled into the program with ``equinox.error_if``: a
+  bad value raises at run time with the eager check's message (without the
+  sample and event, which only the host knows).
+* Populations that a pass removed (``canonicalize`` drops those that reach no
+  output) are named as removed, with the reason, when a recording, a trace
+  request or a report is asked for them (:class:`~snncomp.errors.PopulationError`).
 * Event buffers have the sizes the ``schedule`` pass chose (``max_spikes`` ×
   size, or ``spikes_per_neuron`` × size for unbounded populations). Exceeding
   one is never silent: ``Recording.overflow`` flags the population and sample,
@@ -34,6 +40,7 @@ from __future__ import annotations
 import abc
 import difflib
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .errors import BufferOverflowError, InputError, TargetError
+from .errors import BufferOverflowError, InputError, InputWarning, PopulationError, TargetError
 from .ir import Network
 
 __all__ = [
@@ -52,6 +59,7 @@ __all__ = [
     "Executable",
     "InputError",
     "JaxExecutable",
+    "Populations",
     "Recording",
     "Report",
     "Spikes",
@@ -182,6 +190,44 @@ class Spikes(eqx.Module):
 # --------------------------------------------------------------------------- Recording
 
 
+class Populations(dict):
+    """A ``dict`` of per-population results that names a removed population when asked for it.
+
+    ``removed`` maps the name of each population a pass removed to the reason
+    (e.g. ``canonicalize``: it reaches no output). A PyTree like a ``dict``; the
+    reasons travel as static data.
+    """
+
+    def __init__(self, items: Any = (), removed: Mapping[str, str] | None = None):
+        super().__init__(items)
+        self.removed: dict[str, str] = dict(removed or {})
+
+    def __missing__(self, key: Any) -> Any:
+        raise PopulationError(population_problem(key, self.removed, sorted(self)))
+
+
+def population_problem(name: Any, removed: Mapping[str, str], available: Sequence[str]) -> str:
+    """Why ``name`` is not among ``available``: removed by a pass (and why), or unknown (with a hint)."""
+    if name in removed:
+        return f"population {name!r} is not in the compiled network: it was {removed[name]}"
+    close = difflib.get_close_matches(str(name), list(available), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"no population {name!r}{hint}; the result holds {list(available)}"
+
+
+def _flatten_populations(p: Populations) -> tuple[list, tuple]:
+    keys = sorted(p)
+    return [p[k] for k in keys], (tuple(keys), tuple(sorted(p.removed.items())))
+
+
+def _unflatten_populations(aux: tuple, children: Any) -> Populations:
+    keys, removed = aux
+    return Populations(zip(keys, children), dict(removed))
+
+
+jax.tree_util.register_pytree_node(Populations, _flatten_populations, _unflatten_populations)
+
+
 class Trace(eqx.Module):
     """Membrane potential ``v`` and synaptic current ``i``, each ``[..., G, n]``, at ``times`` ``[G]``."""
 
@@ -235,6 +281,14 @@ class Report:
     resources: dict[str, int]
     compile_seconds: float
     remarks: list[str] = field(default_factory=list)
+    removed: dict[str, str] = field(default_factory=dict)
+    """Populations a pass removed, with the reason."""
+
+    def removed_lines(self) -> list[str]:
+        """The ``removed:`` section of the table (empty when nothing was removed)."""
+        if not self.removed:
+            return []
+        return ["removed populations:"] + [f"  - {name}: {why}" for name, why in sorted(self.removed.items())]
 
     def __str__(self) -> str:
         t_max = "per call" if self.t_max is None else f"{self.t_max!r} s"
@@ -250,6 +304,7 @@ class Report:
         bufs = ", ".join(f"{k}={v}" for k, v in sorted(self.buffers.items())) or "none"
         lines.append(f"buffers (spikes per sample): {bufs}")
         lines.append("resources: " + ", ".join(f"{k}={v}" for k, v in self.resources.items()))
+        lines.extend(self.removed_lines())
         if self.remarks:
             lines.append("remarks:")
             lines.extend(f"  - {r}" for r in self.remarks)
@@ -354,12 +409,40 @@ def check_params(params: Any, reference: dict[str, dict[str, Array]], dtype: np.
             shape = tuple(np.shape(value))
             if shape != tuple(ref.shape):
                 raise InputError(f"params['{group}']['{key}']: expected shape {list(ref.shape)}, got {list(shape)}")
-            if group == "delay" and not _is_tracer(value):
-                d = float(np.asarray(value))
+            where = f"params['{group}']['{key}']"
+            if _is_tracer(value):
+                out[group][key] = checked_in_jit(jnp.asarray(value).astype(dtype), *_param_problems(group, where))
+                continue
+            v = np.asarray(value)
+            if group == "delay":
+                d = float(v)
                 if not np.isfinite(d) or d < 0:
-                    raise InputError(f"params['delay']['{key}']: a delay must be finite and >= 0, got {d!r}")
+                    raise InputError(f"{where}: a delay must be finite and >= 0, got {d!r}")
+            elif not np.all(np.isfinite(v)):
+                i = tuple(int(k) for k in np.argwhere(~np.isfinite(v))[0])
+                raise InputError(f"{where}: weight {list(i)} is {float(v[i])!r}; weights must be finite")
             out[group][key] = jnp.asarray(value).astype(dtype)
     return out
+
+
+def _param_problems(group: str, where: str) -> tuple[Callable[[Array], Array], list[str]]:
+    """The value checks of :func:`check_params` for a traced parameter: a predicate per message."""
+    if group == "delay":
+        return (lambda d: jnp.stack([jnp.any(~jnp.isfinite(d) | (d < 0))])), [
+            f"{where}: a delay must be finite and >= 0 (checked inside jit: the parameters were traced)"
+        ]
+    return (lambda w: jnp.stack([jnp.any(~jnp.isfinite(w))])), [
+        f"{where}: a weight is NaN or infinite; weights must be finite (checked inside jit: the parameters were traced)"
+    ]
+
+
+def checked_in_jit(x: Array, problems: Callable[[Array], Array], messages: Sequence[str]) -> Array:
+    """``x``, raising at run time (``equinox``'s runtime errors) with the first message whose problem holds.
+
+    The check travels with ``x``: it runs wherever ``x`` is used, under ``jit``, ``grad`` and ``vmap``.
+    """
+    flags = problems(x)
+    return eqx.branched_error_if(x, jnp.any(flags), jnp.argmax(flags), list(messages))
 
 
 def check_inputs(
@@ -421,8 +504,10 @@ def check_inputs(
         if not _is_tracer(t) and not _is_tracer(n):
             t_np, n_np = np.asarray(t), np.asarray(n)
             check_input_values(where, t_np, n_np, size)
-            t_np = t_np.astype(dtype).reshape(-1, e)
-            n_np = n_np.astype(np.int32).reshape(-1, e)
+            # Not reshape(-1, e): numpy cannot infer -1 for an empty train (e = 0).
+            rows = int(np.prod(bs))
+            t_np = t_np.astype(dtype).reshape(rows, e)
+            n_np = n_np.astype(np.int32).reshape(rows, e)
             if e > 1 and not np.all(t_np[:, 1:] >= t_np[:, :-1]):
                 order = np.argsort(t_np, axis=-1, kind="stable")
                 t_np = np.take_along_axis(t_np, order, axis=-1)
@@ -430,8 +515,11 @@ def check_inputs(
             times[name], neurons[name] = t_np, n_np
         else:
             all_sorted = False
-            times[name] = jnp.reshape(jnp.asarray(t).astype(dtype), (-1, e))
-            neurons[name] = jnp.reshape(jnp.asarray(n).astype(jnp.int32), (-1, e))
+            n_j = jnp.asarray(n).astype(jnp.int32)
+            t_j = _checked_traced_inputs(where, jnp.asarray(t).astype(dtype), n_j, size)
+            rows = int(np.prod(bs))
+            times[name] = jnp.reshape(t_j, (rows, e))
+            neurons[name] = jnp.reshape(n_j, (rows, e))
     if batch_shape is None:  # a network without inputs: one sample
         batch_shape = ()
     if not spec:
@@ -478,6 +566,57 @@ def check_input_values(where: str, t: np.ndarray, n: np.ndarray, size: int) -> N
         )
 
 
+def _checked_traced_inputs(where: str, t: Array, n: Array, size: int) -> Array:
+    """``t`` with :func:`check_input_values`' checks compiled in (for traced inputs; see :func:`checked_in_jit`)."""
+    suffix = " (checked inside jit: the inputs were traced; run eagerly for the sample and event)"
+    messages = [
+        f"{where}: a neuron index is out of range [0, {size}) (padding uses neuron -1){suffix}",
+        f"{where}: a spike time is NaN{suffix}",
+        f"{where}: a spike time is not finite (+inf marks padding, which must have neuron -1){suffix}",
+        f"{where}: a spike time is negative{suffix}",
+        f"{where}: a padding entry (neuron -1) has a finite time; padding must have time +inf{suffix}",
+    ]
+
+    def problems(t: Array) -> Array:
+        pad = n == -1
+        real = ~pad
+        return jnp.stack(
+            [
+                jnp.any(real & ((n < 0) | (n >= size))),
+                jnp.any(real & jnp.isnan(t)),
+                jnp.any(real & jnp.isinf(t)),
+                jnp.any(real & (t < 0)),
+                jnp.any(pad & ~jnp.isposinf(t)),
+            ]
+        )
+
+    return checked_in_jit(t, problems, messages)
+
+
+def warn_if_inputs_beyond_window(times: Mapping[str, Any], neurons: Mapping[str, Any], t_max: Any) -> None:
+    """Warn when a run has input spikes but every one lies at or after ``t_max`` (host values only).
+
+    Such a run is valid (those spikes are ignored) but its output is empty, and the usual cause
+    is a unit slip: times in milliseconds where seconds are expected.
+    """
+    if _is_tracer(t_max) or not times:
+        return
+    arrays = [(np.asarray(times[k]), np.asarray(neurons[k])) for k in times]
+    real = [t[n >= 0] for t, n in arrays]
+    n_real = sum(r.size for r in real)
+    if n_real == 0:
+        return
+    earliest = min(float(r.min()) for r in real if r.size)
+    if earliest >= float(t_max):
+        warnings.warn(
+            f"every input spike of this run ({n_real} spikes, the earliest at {earliest:.6g}) lies at or after "
+            f"t_max = {float(t_max):.6g} s, so all are ignored and the network receives no input; times are in "
+            "seconds (1 ms = 1e-3): were they given in milliseconds, or is t_max too short?",
+            InputWarning,
+            stacklevel=3,
+        )
+
+
 def raise_input_error(n_bad: Array) -> None:
     """Raise for bad traced inputs the run counted (``n_bad``); nothing for tracers or 0."""
 
@@ -510,6 +649,7 @@ class JaxExecutable(Executable):
         self._inputs = tuple(program.inputs)
         self._name = program.name
         self._plans = program.plans()
+        self._removed: dict[str, str] = dict(result.annotations.get("removed", {}))
         self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
 
     # -- properties -----------------------------------------------------------
@@ -554,11 +694,14 @@ class JaxExecutable(Executable):
         def shaped(x: Array) -> Array:
             return jnp.reshape(x, batch_shape + x.shape[1:])
 
-        spikes = {k: Spikes(times=shaped(b.times), neurons=shaped(b.neurons)) for k, b in out.spikes.items()}
-        overflow = {k: shaped(b.overflow) for k, b in out.spikes.items()}
-        traces = {}
+        removed = self._removed
+        spikes = Populations(
+            {k: Spikes(times=shaped(b.times), neurons=shaped(b.neurons)) for k, b in out.spikes.items()}, removed
+        )
+        overflow = Populations({k: shaped(b.overflow) for k, b in out.spikes.items()}, removed)
+        traces = Populations({}, removed)
         if out.traces is not None:
-            traces = {k: Trace(times=grid, v=shaped(v), i=shaped(i)) for k, (v, i) in out.traces.items()}
+            traces.update({k: Trace(times=grid, v=shaped(v), i=shaped(i)) for k, (v, i) in out.traces.items()})
         rec = Recording(spikes=spikes, overflow=overflow, traces=traces, t_max=t_max)
         return rec, jnp.sum(out.input_error)
 
@@ -585,6 +728,8 @@ class JaxExecutable(Executable):
         t_max_val = check_t_max(t_max, self._t_max)
         params = check_params(params, self._params, dtype)
         times, neurons, batch_shape, is_sorted = check_inputs(inputs, self._inputs, self._name, dtype)
+        if is_sorted:
+            warn_if_inputs_beyond_window(times, neurons, t_max_val)
         grid, pops = self._check_trace(trace_times, trace_populations, dtype)
         rec, n_bad = self._jitted(
             params,
@@ -613,6 +758,8 @@ class JaxExecutable(Executable):
             pops = tuple(plans)
         pops = tuple(pops)
         for p in pops:
+            if p in self._removed:
+                raise InputError(f"trace_populations: {population_problem(p, self._removed, list(plans))}")
             if p not in plans:
                 raise InputError(f"trace_populations: '{p}' is not a non-input population; choose from {list(plans)}")
         grid = jnp.asarray(trace_times, dtype)
@@ -672,6 +819,7 @@ class JaxExecutable(Executable):
             resources=resources,
             compile_seconds=self._seconds,
             remarks=[str(r) for r in self._result.remarks],
+            removed=dict(self._removed),
         )
 
     def __repr__(self) -> str:
@@ -729,7 +877,7 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
         )
     if not isinstance(target, str):
         raise TargetError(f"target must be a string such as 'jax', got {target!r}")
-    if target not in _TARGETS and target.startswith("bss2"):
+    if target not in _TARGETS and target in ("bss2", "bss2-mock"):
         import contextlib
         import importlib
 

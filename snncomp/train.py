@@ -12,11 +12,14 @@ batch of an epoch is dropped (fixed shapes: one compilation); evaluation uses ev
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import logging
 import math
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .errors import SnnCompError
+from .errors import InputError, SnnCompError
 
 __all__ = [
     "History",
@@ -147,6 +150,37 @@ def _latest_checkpoint(directory: Path) -> Path | None:
 _EVAL_CACHE: dict[tuple[int, int, int], Any] = {}
 
 
+_CHECK_MESSAGE = re.compile(r"EquinoxRuntimeError: (.+?)(?:\n\s*\n|\n-{3,}|\Z)", re.S)
+
+
+@contextlib.contextmanager
+def _reported_checks(where: str) -> Iterator[None]:
+    """Turn a failed in-program check (``equinox.error_if`` inside ``jit``) into an :class:`InputError`.
+
+    Inside ``jit`` the check surfaces as a runtime error of the XLA program whose text embeds the
+    message; ``fit``/``evaluate`` own that ``jit`` boundary, so they can give the user the message alone.
+    """
+    # JAX logs the callback's traceback before it raises; the InputError below says it all.
+    callback_log = logging.getLogger("jax._src.callback")
+    quiet = _DropCheckTracebacks()
+    callback_log.addFilter(quiet)
+    try:
+        yield
+    except RuntimeError as exc:
+        found = _CHECK_MESSAGE.findall(str(exc))
+        if not found:
+            raise
+        raise InputError(f"{where}: {found[-1].strip()}") from None
+    finally:
+        callback_log.removeFilter(quiet)
+
+
+class _DropCheckTracebacks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (exc is not None and "EquinoxRuntimeError" in type(exc).__name__)
+
+
 def _takes_key(exe: Trainable) -> bool:
     """Whether ``exe.apply`` draws noise from a ``key`` argument (e.g. a noisy chip, noise-aware training)."""
     return "key" in inspect.signature(exe.apply).parameters
@@ -190,11 +224,12 @@ def evaluate(
     batch_metrics = _metrics_fn(exe, loss, accuracy)
     key = jax.random.PRNGKey(0) if key is None else key
     total_loss, total_acc = 0.0, 0.0
-    for i, start in enumerate(range(0, n, batch_size)):
-        idx = np.arange(start, min(start + batch_size, n))
-        l_, a_ = batch_metrics(params, _take(data[0], idx), _take(data[1], idx), jax.random.fold_in(key, i))
-        total_loss += float(l_) * len(idx)
-        total_acc += float(a_) * len(idx)
+    with _reported_checks("evaluate"):
+        for i, start in enumerate(range(0, n, batch_size)):
+            idx = np.arange(start, min(start + batch_size, n))
+            l_, a_ = batch_metrics(params, _take(data[0], idx), _take(data[1], idx), jax.random.fold_in(key, i))
+            total_loss += float(l_) * len(idx)
+            total_acc += float(a_) * len(idx)
     out = {"loss": total_loss / max(n, 1)}
     if accuracy is not None:
         out["accuracy"] = total_acc / max(n, 1)
@@ -302,7 +337,8 @@ def fit(
 
     bar = _Progress(enabled=progress, total=steps * max(epochs - start_epoch, 0))
     refresh = max(1, steps // 20)
-    try:
+    with _reported_checks("fit"), contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
         for epoch in range(start_epoch, epochs):
             order = np.random.default_rng([seed, epoch]).permutation(n)
             t0 = time.perf_counter()
@@ -354,8 +390,6 @@ def fit(
                 )
             if any(cb(record, params) for cb in callbacks):
                 break
-    finally:
-        bar.close()
     history.params = params
     history.opt_state = opt_state
     return history

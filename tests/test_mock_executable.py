@@ -110,7 +110,9 @@ def test_inputs_traced_inside_jit_are_checked() -> None:
     np.testing.assert_array_equal(
         np.asarray(first(good.times, good.neurons)), np.asarray(exe.run({"x": good}).spikes["o"].times)
     )
-    assert first(bad.times, bad.neurons).shape == (1, 3)  # inside a user's jit the error cannot be raised
+    # Inside a user's jit the check is compiled into the program and raises when it runs.
+    with pytest.raises(Exception, match=r"inputs\['x'\]: a neuron index is out of range \[0, 4\)"):
+        jax.block_until_ready(first(bad.times, bad.neurons))
 
 
 def test_compile_options_are_checked() -> None:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from ..errors import PassError
 from ..ir import Edge
-from ._graph import from_graph, rekey
+from ._graph import annotate_graph, from_graph, graph_annotations, rekey
 from ._pass import Pass, PassContext, register
 
 
@@ -25,8 +26,13 @@ class Canonicalize(Pass):
     3. Projections with no non-zero synapse are dropped.
     4. Non-input populations from which no output can be reached are dropped with
        their projections (inputs are kept, so the run-time interface is unchanged).
+       Each dropped population is recorded with its reason in the graph annotation
+       ``removed`` (``{name: reason}``), so that asking for it later names it as removed.
 
-    Every change is reported as a remark. The pass is idempotent.
+    A network with non-input populations but no output (a recurrent cycle without
+    ``net.output(...)``: every population feeds another) would lose all of them, so it
+    is an error rather than an empty program. Every change is reported as a remark.
+    The pass is idempotent.
     """
 
     name = "canonicalize"
@@ -36,6 +42,7 @@ class Canonicalize(Pass):
     def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
         g = graph.copy()
         outputs = from_graph(g).output_names()
+        _require_outputs(g, outputs)
         if tuple(g.graph["outputs"]) != outputs:
             g.graph["outputs"] = outputs
             ctx.remark(f"made outputs explicit: {', '.join(outputs) or 'none'}")
@@ -85,9 +92,30 @@ class Canonicalize(Pass):
         alive: set[str] = set(outputs)
         for out in outputs:
             alive |= nx.ancestors(g, out)
+        removed = dict(graph_annotations(g).get("removed", {}))
         for name in sorted(set(g.nodes) - alive):
             if g.nodes[name]["ir"].kind == "input":
                 ctx.remark(f"input '{name}' reaches no output (kept: it is part of the run-time interface)")
                 continue
             g.remove_node(name)
+            reason = f"removed by canonicalize: it reaches no output (outputs: {', '.join(outputs)})"
+            removed[name] = reason
             ctx.remark(f"dropped population '{name}': it reaches no output")
+        if removed:
+            annotate_graph(g, removed=removed)
+
+
+def _require_outputs(g: nx.MultiDiGraph, outputs: tuple[str, ...]) -> None:
+    populations = sorted(n for n, d in g.nodes(data=True) if d["ir"].kind != "input")
+    if outputs or not populations:
+        return
+    cycles = [sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1]
+    why = (
+        "every non-input population feeds another one"
+        + (f" (cycle {', '.join('{' + ', '.join(c) + '}' for c in cycles)})" if cycles else "")
+        + ", so none is an implicit output and every population would be dropped as unreachable"
+    )
+    raise PassError(
+        f"canonicalize: network '{g.graph['name']}' has no output population: {why}; declare the outputs, "
+        f'e.g. net.output({populations[-1]!r}) in the DSL or "outputs": [{populations[-1]!r}] in the IR'
+    )

@@ -41,6 +41,7 @@ from ....runtime import (
     BufferOverflowError,
     Executable,
     InputError,
+    Populations,
     Recording,
     Report,
     Spikes,
@@ -50,7 +51,9 @@ from ....runtime import (
     check_params,
     check_run_options,
     check_t_max,
+    checked_in_jit,
     raise_input_error,
+    warn_if_inputs_beyond_window,
 )
 from ...jax_event import initial_params  # the params layout both targets share
 from ..config import HardwareConfig
@@ -137,6 +140,7 @@ class MockReport(Report):
         lines.append(f"readout buffers (spikes per sample): {bufs}")
         lines.append("resources: " + ", ".join(f"{k}={v}" for k, v in self.resources.items()))
         lines.append(f"health of the last run: {self.health}")
+        lines.extend(self.removed_lines())
         if self.remarks:
             lines.append("remarks:")
             lines.extend(f"  - {r}" for r in self.remarks)
@@ -184,6 +188,7 @@ class MockExecutable(Executable):
         self._current = self._place(network, "initial")
         compiled = self._current.result.network
         self._network = compiled
+        self._removed: dict[str, str] = dict(self._current.result.annotations.get("removed", {}))
         self._params = initial_params(compiled, self._dtype)
         self._inputs = tuple((n.name, n.size) for n in compiled.nodes if n.kind == "input")
         self._post = jax.jit(self._post_impl, static_argnames=("batch_shape", "placement"))
@@ -479,10 +484,13 @@ class MockExecutable(Executable):
             diff_times = jax.vmap(hook)(times, neurons, spikes)
         else:
             diff_times = {k: lax.stop_gradient(v[0]) for k, v in spikes.items()}
+        removed = self._removed
         rec = Recording(
-            spikes={k: Spikes(times=shaped(diff_times[k]), neurons=shaped(n)) for k, (_t, n) in spikes.items()},
-            overflow=overflow,
-            traces={},
+            spikes=Populations(
+                {k: Spikes(times=shaped(diff_times[k]), neurons=shaped(n)) for k, (_t, n) in spikes.items()}, removed
+            ),
+            overflow=Populations(overflow, removed),
+            traces=Populations({}, removed),
             t_max=t_max,
         )
         c = res.counters
@@ -528,6 +536,8 @@ class MockExecutable(Executable):
             self._current = self._cache[0]
             self._events.append("back to placement 1: the compiled parameters")
         synapses: Any = self._current.synapses  # params None, or traced: re-quantized inside jit
+        if traced:
+            checked = {"weight": checked["weight"], "delay": self._delays_checked_in_jit(checked["delay"])}
         if params is not None and not traced:
             self._check_delays(checked)
             weights = {k: np.asarray(v, np.float64) for k, v in checked["weight"].items()}
@@ -539,6 +549,8 @@ class MockExecutable(Executable):
             saturated, lost = req.saturated, req.lost
         cur = self._current
         times, neurons, batch_shape, host_checked = check_inputs(inputs, self._inputs, self._network.name, dtype)
+        if host_checked:
+            warn_if_inputs_beyond_window(times, neurons, t_max_val)
         n_samples = int(np.prod(batch_shape)) if batch_shape else 1
         ev_t, ev_ch, n_bad = self._flat_inputs(times, neurons, n_samples)
         b_pad = ev_t.shape[0]
@@ -623,6 +635,21 @@ class MockExecutable(Executable):
         training step in the loop sees new noise, as on the chip).
         """
         return self.run(inputs, params, on_overflow="flag", key=key, **kwargs)
+
+    @staticmethod
+    def _delays_checked_in_jit(delays: dict) -> dict:
+        """Traced delays, raising at run time unless 0 (the message of :meth:`_check_delays`)."""
+        return {
+            key: checked_in_jit(
+                d,
+                lambda d: jnp.stack([jnp.any(d != 0)]),
+                [
+                    f"params['delay']['{key}'] is not 0: BrainScaleS-2 has no programmable synaptic delay; keep "
+                    "delays at 0 on the bss2-mock target (checked inside jit: the parameters were traced)"
+                ],
+            )
+            for key, d in delays.items()
+        }
 
     def _check_delays(self, params: dict) -> None:
         for key, d in params["delay"].items():
@@ -710,6 +737,7 @@ class MockExecutable(Executable):
             resources=resources,
             compile_seconds=self._seconds,
             remarks=remarks,
+            removed=dict(self._removed),
             resource_table=res.table(),
             mock=f"mock {self.mock.text()}; chip_seed={self.chip_seed}, trial_seed={self.trial_seed}"
             + ("" if self.calibration is None else f"; {self.calibration.text()}"),
