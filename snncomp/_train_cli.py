@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,10 +11,31 @@ from pathlib import Path
 __all__ = ["add_commands"]
 
 
+def _integer(text: str, *, minimum: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return _integer(text, minimum=1, what="a positive integer")
+
+
+def _non_negative(text: str) -> int:
+    return _integer(text, minimum=0, what="an integer >= 0")
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a learning rate (a number > 0), got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a learning rate (a finite number > 0), got {text!r}")
     return value
 
 
@@ -142,14 +164,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     y.add_argument(
         "--pretrain-epochs",
-        type=int,
+        type=_non_negative,
         default=None,
         help="bss2-mock: software epochs before those in the loop (default 100; 0: in the loop from scratch)",
     )
-    y.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    y.add_argument("--learning-rate", type=_learning_rate, default=None, help="Adam learning rate (default 1e-3)")
     y.add_argument(
         "--finetune-learning-rate",
-        type=float,
+        type=_learning_rate,
         default=None,
         help="bss2-mock: Adam learning rate in the loop after pretraining (default 3e-5)",
     )
@@ -161,7 +183,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     y.add_argument(
         "--average-epochs",
-        type=int,
+        type=_non_negative,
         default=None,
         help="average the weights of the last N epochs (default 10, at most half the run; 0: off); the chip "
         "gets the software pretraining's average",
@@ -179,7 +201,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=_positive, default=100, help="training epochs of the full demo (default 100)")
     p.add_argument(
         "--hil-epochs",
-        type=int,
+        type=_non_negative,
         default=1,
         help="hardware-in-the-loop epochs on bss2-mock after deploying (default 1; 0: deploy only)",
     )

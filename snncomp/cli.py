@@ -1,7 +1,19 @@
 """The ``snncomp`` command line.
 
-Each sub-command is a function ``_cmd_<name>(args) -> int``. Errors from
-snncomp print as one line on stderr and exit 1; ``--debug`` shows the traceback.
+Each sub-command is a function ``_cmd_<name>(args) -> int``. Exit codes and errors:
+
+* 0: success.
+* 2: a user error: bad arguments (argparse's usage errors), a missing or unreadable file,
+  malformed JSON or NIR, a network or input that does not fit, an unknown target. It prints
+  one line on stderr, ``snncomp CMD: error: ...`` (an error listing several problems adds one
+  indented line per problem). Errors from snncomp (:class:`~snncomp.errors.SnnCompError`) print
+  their message; a ``ValueError``, ``TypeError``, ``KeyError``, ``IndexError`` or ``OSError``
+  that a command let through prints its type and message and suggests ``--debug``.
+* 1: an internal error: any other exception, a bug in snncomp. It prints one line,
+  ``snncomp CMD: internal error: ...``, asking for a report with the ``--debug`` traceback.
+* 130: interrupted (Ctrl-C).
+
+``--debug`` shows the full traceback of any error instead.
 """
 
 from __future__ import annotations
@@ -11,7 +23,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import SnnCompError
+from .errors import PipelineError, SnnCompError
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1 (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -39,6 +62,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     net = ir.load(args.network)
     if args.passes:
+        if args.spikes_per_neuron is not None:
+            raise PipelineError(
+                "--spikes-per-neuron does not apply to --passes; give it as a pass option there, "
+                f"e.g. schedule{{spikes_per_neuron={args.spikes_per_neuron}}}"
+            )
+        passes.pipeline(args.target)  # the target still names the report: check it
         pipe = passes.Pipeline(args.passes)
     else:
         opts = {} if args.spikes_per_neuron is None else {"spikes_per_neuron": args.spikes_per_neuron}
@@ -81,7 +110,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _target_report(target: str, result: object) -> str:
-    if not target.startswith("bss2"):
+    if target not in ("bss2", "bss2-mock"):  # exact names: passes.pipeline() rejected any other
         return ""
     try:
         from .targets.bss2.report import format_report
@@ -146,14 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="tables of a network's populations, projections, structure and schedule")
     p.add_argument("network", help="network IR JSON file")
     p.add_argument("--text", action="store_true", help="print the IR text form instead of tables")
-    p.add_argument("--spikes-per-neuron", type=int, default=None, help="spike bound for unbounded populations")
+    p.add_argument("--spikes-per-neuron", type=positive_int, default=None, help="spike bound for unbounded populations")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("compile", help="run a target's pass pipeline and show the lowered network")
     p.add_argument("network", help="network IR JSON file")
-    p.add_argument("--target", default="jax", help="jax (default) or bss2")
+    p.add_argument("--target", default="jax", help="jax (default), bss2 or bss2-mock (the bss2 pipeline)")
     p.add_argument("--passes", help='explicit pipeline, e.g. "verify,canonicalize,analyze-structure,schedule"')
-    p.add_argument("--spikes-per-neuron", type=int, default=None, help="spike bound for unbounded populations")
+    p.add_argument("--spikes-per-neuron", type=positive_int, default=None, help="spike bound for unbounded populations")
     p.add_argument("--print-ir-after-all", action="store_true", help="print the graph after every pass")
     p.add_argument("--dot", metavar="DIR", help="write a Graphviz .dot file per stage into DIR")
     p.add_argument("--dump-dir", metavar="DIR", help="write every stage as .txt, .dot and .json into DIR")
@@ -187,8 +216,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exceptions that a command lets through for bad input (files, JSON, values): a user error, exit 2.
+# Anything else is a bug in snncomp: exit 1.
+_USER_ERRORS: tuple[type[BaseException], ...] = (SnnCompError, ValueError, TypeError, KeyError, IndexError, OSError)
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+def _error_message(exc: BaseException) -> str:
+    """``exc``'s message as one line, then its further lines (if any) indented below it."""
+    text = str(exc).strip() or type(exc).__name__
+    first, *rest = text.splitlines()
+    return "\n".join([first, *(line if line.startswith(" ") else f"  {line}" for line in rest if line.strip())])
+
+
+def _report_error(command: str, exc: BaseException) -> int:
+    """Print ``exc`` as ``snncomp COMMAND: error: ...`` and return the exit code."""
+    prefix = f"snncomp {command}"
+    if isinstance(exc, SnnCompError):
+        print(f"{prefix}: error: {_error_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if isinstance(exc, OSError) and exc.strerror:  # a file that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"{prefix}: error: {where}{exc.strerror}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    first, _, rest = _error_message(exc).partition("\n")
+    if isinstance(exc, _USER_ERRORS):
+        line = f"{prefix}: error: {type(exc).__name__}: {first} (run with --debug for the traceback)"
+        code = EXIT_USER_ERROR
+    else:
+        line = (
+            f"{prefix}: internal error: {type(exc).__name__}: {first} (a bug in snncomp: please report it "
+            f"with the traceback that 'snncomp --debug {command} ...' prints)"
+        )
+        code = EXIT_INTERNAL_ERROR
+    print(line + (f"\n{rest}" if rest else ""), file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``snncomp`` console script."""
+    """Entry point of the ``snncomp`` console script: 0 on success, 2 on a user error, 1 on a bug."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -196,13 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except SnnCompError as exc:
-        if args.debug:
-            raise
-        print(f"snncomp {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        return _report_error(args.command, exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

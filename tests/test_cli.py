@@ -42,7 +42,7 @@ def test_invalid_file_gives_one_clear_error(tmp_path: Path) -> None:
         json.dumps({"name": "n", "nodes": [{"kind": "lif", "name": "h", "size": 2, "tau_mem": 0.0, "tau_syn": 1.0}]})
     )
     r = snncomp("validate", str(bad))
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "nodes[0] 'h' (lif): tau_mem: must be > 0" in r.stderr
     r = snncomp("--debug", "validate", str(bad))
@@ -80,12 +80,12 @@ def test_compile_writes_dot_and_json(tmp_path: Path) -> None:
 
 def test_compile_errors_are_one_line(tmp_path: Path) -> None:
     r = snncomp("compile", "examples/yinyang.json", "--passes", "verify,canonicalise")
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Did you mean 'canonicalize'" in r.stderr
     r = snncomp("compile", "examples/yinyang.json", "--passes", "verify,schedule")
-    assert r.returncode == 1 and "run 'analyze-structure' before it" in r.stderr
+    assert r.returncode == 2 and "run 'analyze-structure' before it" in r.stderr
     r = snncomp("compile", str(tmp_path / "missing.json"))
-    assert r.returncode == 1 and "cannot read file" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "cannot read file" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_inspect_table() -> None:
@@ -115,4 +115,4 @@ def test_nir_round_trip_through_the_cli(tmp_path: Path) -> None:
 
     assert ir.load(back) == ir.load(ROOT / "examples" / "recurrent.json")
     r = snncomp("import-nir", str(tmp_path / "missing.nir"), "-o", str(back))
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr

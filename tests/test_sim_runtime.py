@@ -347,6 +347,6 @@ def test_cli_run(tmp_path) -> None:
     assert len(data["spikes"]["h"]["times"]) == len(data["spikes"]["h"]["neurons"])
     inp.write_text(json.dumps({"x": {"times": [0.0], "neurons": [9]}}))
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0
     assert "neuron index 9 out of range" in res.stderr

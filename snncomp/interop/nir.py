@@ -332,8 +332,10 @@ def read_nir(
         graph = nir.read(p, type_check=False)
     except FileNotFoundError:
         raise NIRError(f"{p}: cannot read NIR file: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise NIRError(f"{p}: cannot read NIR file: {exc or type(exc).__name__}") from None
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, RuntimeError, AttributeError, IndexError) as exc:
+        # A damaged file: h5py raises RuntimeError for some corrupted HDF5 structures, and nir's
+        # parser AttributeError or IndexError where a group or array holds something else.
+        raise NIRError(f"{p}: cannot read NIR file: {str(exc) or type(exc).__name__}") from None
     if name is None and _MARK not in (getattr(graph, "metadata", None) or {}):
         name = _sanitize(p.stem) or "nir"
     return from_nir(graph, time_unit=time_unit, name=name, tau_syn_ratio=tau_syn_ratio, if_tau=if_tau)
@@ -569,7 +571,7 @@ class _Importer:
             shape = types.get(port) if isinstance(types, dict) else None
             if shape is not None:
                 dims = _numeric(shape)
-                if dims is None or dims.ndim > 1 or np.any(dims < 1):
+                if dims is None or dims.ndim > 1 or not np.all((dims >= 1) & (dims == np.floor(dims))):
                     self.problem(leaf.where, f"shape {shape!r} is not a list of positive sizes")
                 else:
                     size = int(np.prod(dims))
@@ -902,7 +904,8 @@ class _Importer:
             edge_mask = mask
             w = weight
             if ours is not None and len(groups) == 1:
-                ename = (_json(ours[_EDGE]) or {}).get("name")
+                blob = _json(ours[_EDGE])
+                ename = blob.get("name") if isinstance(blob, dict) else None
                 if _MASK in ours:
                     edge_mask = np.asarray(ours[_MASK], dtype=bool)
                     if edge_mask.shape != weight.shape:

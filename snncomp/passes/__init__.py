@@ -37,6 +37,10 @@ from ._print import format_graph, graph_to_dot, graph_to_json
 _PIPELINES: dict[str, str] = {
     "jax": "verify,infer-shapes,canonicalize,analyze-structure,schedule",
 }
+# Targets that share another target's pipeline: the chip emulator compiles as the chip does.
+_ALIASES: dict[str, str] = {"bss2-mock": "bss2"}
+# Targets whose package registers their pipeline when imported (imported on first use only).
+_LAZY_PIPELINES: dict[str, str] = {"bss2": "snncomp.targets.bss2"}
 
 
 def register_pipeline(target: str, text: str) -> None:
@@ -44,26 +48,46 @@ def register_pipeline(target: str, text: str) -> None:
     _PIPELINES[target] = text
 
 
-def pipeline(target: str = "jax", **options: object) -> Pipeline:
-    """The default pipeline of ``target`` (``"jax"``; ``"bss2"`` once that target is installed).
+def _load_lazy(key: str) -> None:
+    if key in _PIPELINES or key not in _LAZY_PIPELINES:
+        return
+    import contextlib
+    import importlib
 
-    ``options`` set pass options by name on every pass of the pipeline that has
-    such an option (``pipeline("jax", spikes_per_neuron=4)``); an option that no
-    pass has is an error listing the valid ones.
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_LAZY_PIPELINES[key])
+
+
+def _pipeline_targets() -> list[str]:
+    """The target names :func:`pipeline` accepts (sorted; importing targets whose package is installed)."""
+    for key in _LAZY_PIPELINES:
+        _load_lazy(key)
+    return sorted({*_PIPELINES, *(alias for alias, key in _ALIASES.items() if key in _PIPELINES)})
+
+
+def pipeline(target: str = "jax", **options: object) -> Pipeline:
+    """The default pipeline of ``target``: ``"jax"``, or ``"bss2"`` / ``"bss2-mock"`` once that target is installed.
+
+    The name must match exactly; an unknown one is a :class:`~snncomp.errors.PipelineError`
+    naming the known targets and the closest one. ``options`` set pass options by name on
+    every pass of the pipeline that has such an option (``pipeline("jax", spikes_per_neuron=4)``);
+    an option that no pass has is an error listing the valid ones.
     """
     import dataclasses
+    import difflib
 
     from ..errors import PipelineError
 
-    key = "bss2" if target.startswith("bss2") else target
-    if key not in _PIPELINES and key == "bss2":
-        # Targets register their pipelines when imported.
-        import contextlib
-
-        with contextlib.suppress(ImportError):
-            import snncomp.targets.bss2  # noqa: F401
+    if not isinstance(target, str):
+        raise PipelineError(f"target must be a string such as 'jax', got {target!r}")
+    key = _ALIASES.get(target, target)
+    _load_lazy(key)
     if key not in _PIPELINES:
-        raise PipelineError(f"no pipeline for target '{target}'; known targets: {', '.join(sorted(_PIPELINES))}")
+        known = _pipeline_targets()
+        close = difflib.get_close_matches(target, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        extra = f" ({target!r} needs the {key!r} target package)" if key in _LAZY_PIPELINES else ""
+        raise PipelineError(f"no pipeline for target {target!r}{extra}; known targets: {', '.join(known)}{hint}")
     passes = list(Pipeline(_PIPELINES[key]).passes)
     valid: set[str] = set()
     for i, p in enumerate(passes):

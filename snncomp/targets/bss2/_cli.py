@@ -4,22 +4,52 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 from pathlib import Path
 
 __all__ = ["add_commands"]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time in seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite time > 0 in seconds, got {text!r}")
+    return value
+
+
 def _cmd_bss2_map(args: argparse.Namespace) -> int:
     from ... import ir
-    from ...passes import PassManager, pipeline
+    from ...errors import PipelineError
+    from ...passes import PassManager, Pipeline, pipeline
     from .report import format_report, placement_dot
 
     net = ir.load(args.network)
-    text = args.pipeline or str(pipeline("bss2"))
+    passes = list(Pipeline(args.pipeline) if args.pipeline else pipeline("bss2"))
     if args.first_fit:
-        text = text.replace("place,", "place{strategy=first-fit},")
-    result = PassManager(text, print_after_all=bool(args.print_ir_after_all)).run(net)
+        if not any(p.name == "place" for p in passes):
+            raise PipelineError("--first-fit chooses the strategy of the 'place' pass, but the pipeline has none")
+        passes = [dataclasses.replace(p, strategy="first-fit") if p.name == "place" else p for p in passes]
+    result = PassManager(passes, print_after_all=bool(args.print_ir_after_all)).run(net)
+    if "hardware_config" not in result.annotations:
+        raise PipelineError(
+            "the pipeline made no hardware configuration: it must place and route the network "
+            f"(end with the passes of snncomp.pipeline('bss2'): {pipeline('bss2')})"
+        )
     config = result.annotations["hardware_config"]
     sys.stdout.write(format_report(result) + "\n")
     for remark in result.remarks:
@@ -85,17 +115,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     c.add_argument("-o", "--output", default="calibration.json", help="where to write it (default calibration.json)")
     c.add_argument("--mock", choices=("realistic", "ideal"), default="realistic", help="the emulator preset")
     c.add_argument("--chip-seed", type=int, default=0, help="which emulated chip (its fixed-pattern noise)")
-    c.add_argument("--rounds", type=int, default=2, help="measure-and-trim rounds (default 2)")
-    c.add_argument("--repeats", type=int, default=2, help="runs per drive level (default 2)")
+    c.add_argument("--rounds", type=_positive_int, default=2, help="measure-and-trim rounds (default 2)")
+    c.add_argument("--repeats", type=_positive_int, default=2, help="runs per drive level (default 2)")
     c.add_argument(
         "--tau-mem",
-        type=float,
+        type=_seconds,
         default=None,
         help="model s (default: the network's, else calibrate_gain's 10e-3)",
     )
     c.add_argument(
         "--tau-syn",
-        type=float,
+        type=_seconds,
         default=None,
         help="model s (default: the network's, else calibrate_gain's 5e-3)",
     )
