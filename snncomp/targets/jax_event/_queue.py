@@ -127,6 +127,15 @@ class EventQueueStage(AbstractStage):
         def cond(st: dict) -> Array:
             return (~st["done"]) & (st["it"] < limit)
 
+        iota_n = jnp.arange(n)
+        iota_buf = {k: jnp.arange(p.buffer) for k, p in enumerate(spiking_pops)}
+        # A spike's delivery through a projection with delay 0 happens at the spike's own time, right after
+        # it: it is applied in the spike's iteration (the loop then runs once per spike, not twice). The
+        # delay is a run-time parameter, so this is decided per projection inside the program.
+        instant = [d == 0 for d in d_int]
+        u_reset = jnp.broadcast_to(nrn.u_reset, (n,))
+        t_refrac = jnp.broadcast_to(nrn.t_refrac, (n,))
+
         def body(st: dict) -> dict:
             logs = st["logs"]
             cands = [ext_t[st["ext_ptr"]]]
@@ -165,22 +174,31 @@ class EventQueueStage(AbstractStage):
             new_logs = []
             overflow = st["overflow"]
             overflowed = jnp.zeros((), bool)
+            i_j = i[j]
+            # Writes go through one-hot selects: under vmap a scatter per carried array costs far more on CPU.
             for k, p in enumerate(spiking_pops):
                 ts, nb, cur, cnt = logs[k]
                 mine = is_spk & (who == k)
                 full = cnt >= p.buffer
                 overflowed = overflowed | (mine & full)
                 write = mine & ~full
-                slot = jnp.minimum(cnt, p.buffer - 1)
-                ts = ts.at[slot].set(jnp.where(write, t_ev, ts[slot]))
-                nb = nb.at[slot].set(jnp.where(write, local_j[j], nb[slot]))
-                cur = cur.at[slot].set(jnp.where(write, i[j], cur[slot]))
+                at_slot = write & (iota_buf[k] == cnt)
+                ts = jnp.where(at_slot, t_ev, ts)
+                nb = jnp.where(at_slot, local_j[j], nb)
+                cur = jnp.where(at_slot, i_j, cur)
                 new_logs.append((ts, nb, cur, cnt + write.astype(jnp.int32)))
                 overflow = overflow.at[k].set(overflow[k] | (mine & full))
             fire = is_spk & ~overflowed
-            u = u.at[j].set(jnp.where(fire, nrn.at("u_reset", j), u[j]))
-            ref_end = st["ref_end"].at[j].set(jnp.where(fire, t1 + nrn.at("t_refrac", j), st["ref_end"][j]))
-            count = st["count"].at[j].add(fire.astype(jnp.int32))
+            hot = fire & (iota_n == j)
+            u = jnp.where(hot, u_reset, u)
+            ref_end = jnp.where(hot, t1 + t_refrac, st["ref_end"])
+            count = st["count"] + hot.astype(jnp.int32)
+            for k, e in enumerate(internal):
+                now = fire & (who == pop_index[e.source]) & instant[k]
+                row = w_int[k][local_j[j]]
+                off = self.offsets[e.target]
+                i = i.at[off : off + e.target_size].add(jnp.where(now, row, 0.0))
+                int_ptr = int_ptr.at[k].add(now.astype(jnp.int32))
             next_t = self._next_crossing(u, i, ref_end, count, t1)
             return dict(
                 t=t1,
