@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -60,20 +61,43 @@ class EventQueueStage(AbstractStage):
         bufs = {p.name: p.buffer for p in self.populations}
         return external_events + sum(bufs.values()) + sum(bufs[e.source] for e in self.internal) + 2
 
-    def _next_crossing(self, u: Array, i: Array, ref_end: Array, count: Array, t_now: Array) -> Array:
+    def _earliest(self, u: Array, i: Array, ref_end: Array, count: Array, t_now: Array) -> tuple[Array, Array]:
+        """The neuron with the earliest threshold crossing after ``t_now`` and its time (``+inf``: none).
+
+        Each neuron's crossing starts at its free time (the end of its refractory period, or now), and
+        ties go to the lowest index. A population whose solver has an ``order_key`` and a shared
+        ``tau_mem`` solves for one neuron's time instead of every neuron's.
+        """
         nrn = self.nrn
         t_free = jnp.maximum(ref_end, t_now) if nrn.has_refrac else jnp.broadcast_to(t_now, u.shape)
         i_free = i * jnp.exp(-(t_free - t_now) / nrn.tau_syn) if nrn.has_refrac else i
-        parts = []
-        for p in self.populations:
-            sl = slice(self.offsets[p.name], self.offsets[p.name] + p.size)
-            if p.kind != "lif":
-                parts.append(jnp.full((p.size,), jnp.inf, u.dtype))
-            else:
-                parts.append(p.solver.crossing(u[sl], i_free[sl], p.nrn))
-        s = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
         allowed = nrn.spiking & (count < nrn.max_spikes)
-        return jnp.where(allowed, t_free + s, jnp.inf)
+        best_j = jnp.zeros((), jnp.int32)
+        best_t = jnp.full((), jnp.inf, u.dtype)
+        for p in self.populations:
+            if p.kind != "lif":
+                continue
+            off = self.offsets[p.name]
+            sl = slice(off, off + p.size)
+            u_p, i_p, tf_p = u[sl], i_free[sl], t_free[sl]
+            key = p.solver.order_key(u_p, i_p, p.nrn) if p.nrn.tau_mem.shape[0] == 1 else None
+            if key is None:
+                t_p = jnp.where(allowed[sl], tf_p + p.solver.crossing(u_p, i_p, p.nrn), jnp.inf)
+                j_p = jnp.argmin(t_p)
+                tj = t_p[j_p]
+            else:
+                if nrn.has_refrac:  # a crossing from a later free start, seen from t_now
+                    key = jnp.where(key >= 0, key * jnp.exp(-(tf_p - t_now) / p.nrn.tau_mem), key)
+                key = jnp.where(allowed[sl], key, -1.0)
+                j_p = jnp.argmax(key)
+                one = jax.tree.map(lambda x, j=j_p: lax.dynamic_slice_in_dim(x, j, 1) if x.shape[0] > 1 else x, p.nrn)
+                s_j = p.solver.crossing(u_p[j_p][None], i_p[j_p][None], one)[0]
+                tj = jnp.where(key[j_p] >= 0, tf_p[j_p] + s_j, jnp.inf)
+            # Strictly earlier only: at equal times the earlier population (lower global index) wins.
+            better = tj < best_t
+            best_j = jnp.where(better, off + j_p, best_j).astype(jnp.int32)
+            best_t = jnp.where(better, tj, best_t)
+        return best_j, best_t
 
     def __call__(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
         nrn = self.nrn
@@ -114,7 +138,8 @@ class EventQueueStage(AbstractStage):
             i=zeros,
             ref_end=zeros,
             count=jnp.zeros((n,), jnp.int32),
-            next_t=jnp.full((n,), jnp.inf, dtype),
+            next_j=jnp.zeros((), jnp.int32),
+            next_t=jnp.full((), jnp.inf, dtype),
             ext_ptr=jnp.zeros((), jnp.int32),
             int_ptr=jnp.zeros((len(internal),), jnp.int32),
             logs=logs0,
@@ -144,8 +169,8 @@ class EventQueueStage(AbstractStage):
                 ptr = st["int_ptr"][k]
                 safe = jnp.minimum(ptr, ts.shape[0] - 1)
                 cands.append(jnp.where(ptr < cnt, ts[safe] + d_int[k], jnp.inf))
-            j = jnp.argmin(st["next_t"])
-            cands.append(st["next_t"][j])
+            j = st["next_j"]
+            cands.append(st["next_t"])
             cand = jnp.stack(cands)
             kind = jnp.argmin(cand)  # first minimum: external, then internal, then spike
             t_ev = cand[kind]
@@ -199,13 +224,14 @@ class EventQueueStage(AbstractStage):
                 off = self.offsets[e.target]
                 i = i.at[off : off + e.target_size].add(jnp.where(now, row, 0.0))
                 int_ptr = int_ptr.at[k].add(now.astype(jnp.int32))
-            next_t = self._next_crossing(u, i, ref_end, count, t1)
+            next_j, next_t = self._earliest(u, i, ref_end, count, t1)
             return dict(
                 t=t1,
                 u=u,
                 i=i,
                 ref_end=ref_end,
                 count=count,
+                next_j=next_j,
                 next_t=next_t,
                 ext_ptr=ext_ptr,
                 int_ptr=int_ptr,
