@@ -35,6 +35,7 @@ from ._events import EdgeSpec, SpikeBuffer, effective_weight
 from ._layer import LayerParallelStage
 from ._queue import EventQueueStage
 from ._solver import AbstractCrossingSolver
+from ._sort import sort_permutation
 from ._stage import AbstractStage
 
 __all__ = ["AbstractAdjoint", "AutodiffAdjoint", "EventPropAdjoint", "get_adjoint"]
@@ -272,17 +273,23 @@ def _queue_backward(
 
     # Event list: (time, kind, row, neuron, tg index, edge id, current). TG holds dL/dt per spike of this
     # stage (seeded with the output cotangents) followed by dL/ds per external delivery.
-    ev: dict[str, list[Array]] = {k: [] for k in ("t", "kind", "row", "nrn", "tg", "edge", "cur")}
+    # Blocks are kept per kind and concatenated in kind order: a stable sort by reversed time then
+    # orders equal times by kind, as the forward's order requires (see below).
+    by_kind: dict[int, list[dict[str, Array]]] = {k: [] for k in (_INTERNAL, _EXTERNAL, _RELEASE, _SPIKE)}
 
     def add(t: Array, kind: int, row: Array, neuron: Array, tg: Array, edge: int, cur: Array) -> None:
         size = t.shape[0]
-        ev["t"].append(t)
-        ev["kind"].append(jnp.full((size,), kind, jnp.int32))
-        ev["row"].append(row.astype(jnp.int32))
-        ev["nrn"].append(neuron.astype(jnp.int32))
-        ev["tg"].append(tg.astype(jnp.int32))
-        ev["edge"].append(jnp.full((size,), edge, jnp.int32))
-        ev["cur"].append(cur.astype(dtype))
+        by_kind[kind].append(
+            {
+                "t": t,
+                "kind": jnp.full((size,), kind, jnp.int32),
+                "row": row.astype(jnp.int32),
+                "nrn": neuron.astype(jnp.int32),
+                "tg": tg.astype(jnp.int32),
+                "edge": jnp.full((size,), edge, jnp.int32),
+                "cur": cur.astype(dtype),
+            }
+        )
 
     ext_off: dict[str, int] = {}
     tg_size = n_spikes
@@ -332,10 +339,12 @@ def _queue_backward(
             add(
                 jnp.where(rel_ok, rel, -jnp.inf), _RELEASE, jnp.full((size,), zero_row), glob, tg, 0, jnp.zeros((size,))
             )
-    cat = {k: jnp.concatenate(v) for k, v in ev.items()}
-    # Reverse time; at equal times undo the forward order (deliveries caused by a spike come after it).
-    order = jnp.lexsort((cat["kind"], -cat["t"]))
-    cat = {k: v[order] for k, v in cat.items()}
+    blocks_in_order = [b for k in sorted(by_kind) for b in by_kind[k]]
+    cat = {k: jnp.concatenate([b[k] for b in blocks_in_order]) for k in blocks_in_order[0]}
+    # Reverse time; at equal times undo the forward order (deliveries caused by a spike come after
+    # it): the stable sort keeps the kind order of the concatenation among equal times.
+    order = sort_permutation(lax.stop_gradient(-cat["t"]))
+    cat = {k: jnp.take_along_axis(v, order, axis=-1) for k, v in cat.items()}
 
     tg0 = jnp.zeros((tg_size,), dtype)
     for p in spiking:
@@ -367,11 +376,14 @@ def _queue_backward(
         pend_i=zeros,
         pend_r=zeros,
         tg=tg0,
-        dw=jnp.zeros_like(w_stack),
-        dd=jnp.zeros((max(len(edges), 1),), dtype),
     )
+    iota_n = jnp.arange(n)
+    iota_tg = jnp.arange(tg_size)
 
-    def step(c: dict, x: dict) -> tuple[dict, None]:
+    # Per-neuron and per-event updates are one-hot selects (a scatter per carried array is slow on
+    # CPU under vmap); the weight gradient of each delivery is a scan output, summed by row afterwards
+    # instead of a scatter into a carried [rows, n] matrix at every step.
+    def step(c: dict, x: dict) -> tuple[dict, tuple[Array, Array]]:
         valid = jnp.isfinite(x["t"])
         t_ev = jnp.where(valid, x["t"], c["t"])
         alpha, beta, gamma = free_coefficients(c["t"] - t_ev, nrn)
@@ -387,23 +399,28 @@ def _queue_backward(
         w = w_stack[x["row"]]
         ds = jnp.sum(w * jnp.where(free, -(lam_u / tau_m - lam_i / tau_s), lam_i / tau_s))
         ds = jnp.where(is_del, ds, 0.0)
-        dw = c["dw"].at[x["row"]].add(jnp.where(is_del, lam_i * row_mask[x["row"]], 0.0))
-        tg = c["tg"].at[x["tg"]].add(jnp.where(is_del, ds, 0.0))
-        dd = c["dd"].at[x["edge"]].add(ds)
-        # Only neurons between a spike and an in-window release collect I(r) (pend_r is set there).
-        collect = is_del & c["pend_on"]
-        pend_i = c["pend_i"] + jnp.where(
-            collect, w * jnp.exp(-(jnp.where(collect, c["pend_r"], t_ev) - t_ev) / tau_s), 0.0
-        )
+        dw_row = jnp.where(is_del, lam_i * row_mask[x["row"]], 0.0)
+        at_tg = iota_tg == x["tg"]
+        tg = c["tg"] + jnp.where(at_tg & is_del, ds, 0.0)
+        # Only neurons between a spike and an in-window release collect I(r) (pend_r is set there);
+        # without a refractory period there is no release, and nothing to collect.
+        pend_i = c["pend_i"]
+        if nrn.has_refrac:
+            collect = is_del & c["pend_on"]
+            pend_i = pend_i + jnp.where(
+                collect, w * jnp.exp(-(jnp.where(collect, c["pend_r"], t_ev) - t_ev) / tau_s), 0.0
+            )
 
         j = x["nrn"]
+        hot = iota_n == j
         # Release: remember lambda_v(r+) and start collecting I(r); v is clamped below r.
-        pend_lam = c["pend_lam"].at[j].set(jnp.where(is_rel, lam_u[j], c["pend_lam"][j]))
-        pend_i = pend_i.at[j].set(jnp.where(is_rel, 0.0, pend_i[j]))
-        pend_r = c["pend_r"].at[j].set(jnp.where(is_rel, t_ev, c["pend_r"][j]))
-        pend_on = c["pend_on"].at[j].set(jnp.where(is_rel, True, c["pend_on"][j]))
-        clamped = c["clamped"].at[j].set(jnp.where(is_rel, True, c["clamped"][j]))
-        lam_u = lam_u.at[j].set(jnp.where(is_rel, 0.0, lam_u[j]))
+        rel = hot & is_rel
+        pend_lam = jnp.where(rel, lam_u, c["pend_lam"])
+        pend_i = jnp.where(rel, 0.0, pend_i)
+        pend_r = jnp.where(rel, t_ev, c["pend_r"])
+        pend_on = c["pend_on"] | rel
+        clamped = c["clamped"] | rel
+        lam_u = jnp.where(rel, 0.0, lam_u)
 
         # Spike: lambda_v jumps by the implicit-function rule; the release adds -lambda_v(r+) du/dt(r+).
         cur = x["cur"]
@@ -413,11 +430,12 @@ def _queue_backward(
         slope_minus = _guarded_slope((cur - theta[j]) / tau_m[j], theta[j] / tau_m[j])
         slope_plus = jnp.where(t_ref > 0, 0.0, (cur - u_reset[j]) / tau_m[j])
         new_lam = (lam_u[j] * slope_plus - g) / jnp.where(is_spk, slope_minus, 1.0)
-        lam_u = lam_u.at[j].set(jnp.where(is_spk, new_lam, lam_u[j]))
-        clamped = clamped.at[j].set(jnp.where(is_spk, False, clamped[j]))
-        pend_lam = pend_lam.at[j].set(jnp.where(is_spk, 0.0, pend_lam[j]))
-        pend_on = pend_on.at[j].set(jnp.where(is_spk, False, pend_on[j]))
-        tg = tg.at[x["tg"]].set(jnp.where(is_spk, g, tg[x["tg"]]))
+        spk = hot & is_spk
+        lam_u = jnp.where(spk, new_lam, lam_u)
+        clamped = clamped & ~spk
+        pend_lam = jnp.where(spk, 0.0, pend_lam)
+        pend_on = pend_on & ~spk
+        tg = jnp.where(at_tg & is_spk, g, tg)
         return dict(
             t=t_ev,
             lam_u=lam_u,
@@ -428,20 +446,20 @@ def _queue_backward(
             pend_i=pend_i,
             pend_r=pend_r,
             tg=tg,
-            dw=dw,
-            dd=dd,
-        ), None
+        ), (dw_row, ds)
 
-    final, _ = lax.scan(step, carry0, cat)
+    final, (dw_rows, ds_all) = lax.scan(step, carry0, cat)
+    dw_all = jax.ops.segment_sum(dw_rows, cat["row"], num_segments=w_stack.shape[0])
+    dd_all = jax.ops.segment_sum(ds_all, cat["edge"], num_segments=max(len(edges), 1))
 
     for e in edges:
         off = stage.offsets[e.target]
         b = base[e.key]
-        dw = final["dw"][b : b + e.source_size, off : off + e.target_size]
+        dw = dw_all[b : b + e.source_size, off : off + e.target_size]
         if e.mask is not None:
             dw = jnp.where(e.mask, dw, 0.0)
         d_sub["weight"][e.key] = dw.astype(d_sub["weight"][e.key].dtype)
-        d_sub["delay"][e.key] = final["dd"][edge_id[e.key]].astype(d_sub["delay"][e.key].dtype)
+        d_sub["delay"][e.key] = dd_all[edge_id[e.key]].astype(d_sub["delay"][e.key].dtype)
     for e in stage.external:
         size = buffers[e.source].times.shape[0]
         k0 = ext_off[e.key]
