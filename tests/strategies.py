@@ -98,7 +98,13 @@ def networks(
         b = draw(st.sampled_from(lif_names))
         src, dst = (b, a) if order[b] >= order[a] else (a, b)
         edges.append(_edge(draw, rng, src, dst, sizes, delays, masks, dtypes))
-    return Network(name=f"net{seed % 1000}", nodes=tuple(nodes), edges=tuple(edges))
+    net = Network(name=f"net{seed % 1000}", nodes=tuple(nodes), edges=tuple(edges))
+    if not net.output_names():
+        # Every population feeds another (a cycle through all of them): without declared outputs the
+        # compiler refuses the network, so name the last one (earlier this compiled to an empty program
+        # and made the property tests pass vacuously).
+        net = net.replace(outputs=(pops[-1].name,))
+    return net
 
 
 def _edge(

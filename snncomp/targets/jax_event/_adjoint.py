@@ -343,7 +343,9 @@ def _queue_backward(
     cat = {k: jnp.concatenate([b[k] for b in blocks_in_order]) for k in blocks_in_order[0]}
     # Reverse time; at equal times undo the forward order (deliveries caused by a spike come after
     # it): the stable sort keeps the kind order of the concatenation among equal times.
-    order = sort_permutation(lax.stop_gradient(-cat["t"]))
+    keys = lax.stop_gradient(-cat["t"])
+    # The bitonic network wins for short lists; its n log^2 n steps lose to XLA's sort for long ones.
+    order = sort_permutation(keys) if keys.shape[-1] <= 1024 else jnp.argsort(keys, axis=-1, stable=True)
     cat = {k: jnp.take_along_axis(v, order, axis=-1) for k, v in cat.items()}
 
     tg0 = jnp.zeros((tg_size,), dtype)
@@ -378,11 +380,16 @@ def _queue_backward(
         tg=tg0,
     )
     iota_n = jnp.arange(n)
-    iota_tg = jnp.arange(tg_size)
+    # dL/dw of each delivery is a row of lambda_I. Few events per weight row (single-spike stages):
+    # emit the rows as scan outputs and sum them by row once afterwards. Many (multi-spike): the
+    # outputs would be [events, n] per sample, so accumulate into a carried [rows, n] matrix instead.
+    n_events = int(cat["t"].shape[-1])
+    rows_as_outputs = n_events <= 2 * int(w_stack.shape[0])
+    if not rows_as_outputs:
+        carry0["dw"] = jnp.zeros_like(w_stack)
 
-    # Per-neuron and per-event updates are one-hot selects (a scatter per carried array is slow on
-    # CPU under vmap); the weight gradient of each delivery is a scan output, summed by row afterwards
-    # instead of a scatter into a carried [rows, n] matrix at every step.
+    # Per-neuron updates are one-hot selects over the n neurons (a scatter per carried array is slow on
+    # CPU under vmap); the per-event gradients (tg) stay scatters: that vector is as long as the event list.
     def step(c: dict, x: dict) -> tuple[dict, tuple[Array, Array]]:
         valid = jnp.isfinite(x["t"])
         t_ev = jnp.where(valid, x["t"], c["t"])
@@ -400,8 +407,7 @@ def _queue_backward(
         ds = jnp.sum(w * jnp.where(free, -(lam_u / tau_m - lam_i / tau_s), lam_i / tau_s))
         ds = jnp.where(is_del, ds, 0.0)
         dw_row = jnp.where(is_del, lam_i * row_mask[x["row"]], 0.0)
-        at_tg = iota_tg == x["tg"]
-        tg = c["tg"] + jnp.where(at_tg & is_del, ds, 0.0)
+        tg = c["tg"].at[x["tg"]].add(ds)
         # Only neurons between a spike and an in-window release collect I(r) (pend_r is set there);
         # without a refractory period there is no release, and nothing to collect.
         pend_i = c["pend_i"]
@@ -435,8 +441,8 @@ def _queue_backward(
         clamped = clamped & ~spk
         pend_lam = jnp.where(spk, 0.0, pend_lam)
         pend_on = pend_on & ~spk
-        tg = jnp.where(at_tg & is_spk, g, tg)
-        return dict(
+        tg = tg.at[x["tg"]].set(jnp.where(is_spk, g, tg[x["tg"]]))
+        out = dict(
             t=t_ev,
             lam_u=lam_u,
             lam_i=lam_i,
@@ -446,10 +452,17 @@ def _queue_backward(
             pend_i=pend_i,
             pend_r=pend_r,
             tg=tg,
-        ), (dw_row, ds)
+        )
+        if rows_as_outputs:
+            return out, (dw_row, ds)
+        out["dw"] = c["dw"].at[x["row"]].add(dw_row)
+        return out, (jnp.zeros((0,), dtype), ds)
 
     final, (dw_rows, ds_all) = lax.scan(step, carry0, cat)
-    dw_all = jax.ops.segment_sum(dw_rows, cat["row"], num_segments=w_stack.shape[0])
+    if rows_as_outputs:
+        dw_all = jax.ops.segment_sum(dw_rows, cat["row"], num_segments=w_stack.shape[0])
+    else:
+        dw_all = final["dw"]
     dd_all = jax.ops.segment_sum(ds_all, cat["edge"], num_segments=max(len(edges), 1))
 
     for e in edges:

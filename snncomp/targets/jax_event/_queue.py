@@ -44,6 +44,10 @@ from ._stage import AbstractStage
 
 __all__ = ["EventQueueStage"]
 
+# Writes into a spike log of at most this many slots are one-hot selects (vectorized, fused with the
+# rest of the loop body); longer logs take a scatter, whose cost does not grow with the length.
+_ONE_HOT_MAX = 512
+
 
 class EventQueueStage(AbstractStage):
     """Populations simulated together by one loop over events (a strongly connected component)."""
@@ -207,10 +211,16 @@ class EventQueueStage(AbstractStage):
                 full = cnt >= p.buffer
                 overflowed = overflowed | (mine & full)
                 write = mine & ~full
-                at_slot = write & (iota_buf[k] == cnt)
-                ts = jnp.where(at_slot, t_ev, ts)
-                nb = jnp.where(at_slot, local_j[j], nb)
-                cur = jnp.where(at_slot, i_j, cur)
+                if p.buffer <= _ONE_HOT_MAX:
+                    at_slot = write & (iota_buf[k] == cnt)
+                    ts = jnp.where(at_slot, t_ev, ts)
+                    nb = jnp.where(at_slot, local_j[j], nb)
+                    cur = jnp.where(at_slot, i_j, cur)
+                else:  # a select over a long buffer costs more than one scatter
+                    slot = jnp.minimum(cnt, p.buffer - 1)
+                    ts = ts.at[slot].set(jnp.where(write, t_ev, ts[slot]))
+                    nb = nb.at[slot].set(jnp.where(write, local_j[j], nb[slot]))
+                    cur = cur.at[slot].set(jnp.where(write, i_j, cur[slot]))
                 new_logs.append((ts, nb, cur, cnt + write.astype(jnp.int32)))
                 overflow = overflow.at[k].set(overflow[k] | (mine & full))
             fire = is_spk & ~overflowed
