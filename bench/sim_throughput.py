@@ -15,8 +15,9 @@ Measured, each after a warm-up call (compile time is reported separately):
 
 jaxsnn is never a dependency of snncomp: it runs in a subprocess with another
 interpreter (``--jaxsnn-python``, default ``$SNNCOMP_JAXSNN_PYTHON``, this
-interpreter if it can import jaxsnn, else ``../venv-bench/bin/python``), e.g. a venv made with
-``python3 -m venv venv-bench && venv-bench/bin/pip install jaxsnn==0.3.0``.
+interpreter if it can import jaxsnn, else ``../venv-bench/bin/python``), a venv made with
+``python3 -m venv ../venv-bench && ../venv-bench/bin/pip install -r bench/requirements-jaxsnn.txt``
+(jaxsnn 0.3.0 on jax/jaxlib 0.10.2, pinned there).
 Without it, that part is skipped. Timings are the median of ``--repeat``
 calls of the whole ``Executable.run`` (host validation included) with
 ``jax.block_until_ready``.
