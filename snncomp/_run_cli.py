@@ -165,7 +165,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``snncomp run`` to the CLI's sub-parsers."""
-    from .cli import positive_int
+    from ._cli_types import positive_int
 
     p = sub.add_parser("run", help="simulate a network (jax target) on input spikes from a JSON file")
     p.add_argument("network", help="network IR JSON file")

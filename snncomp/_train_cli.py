@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from ._cli_types import non_negative_int, positive_int, positive_number
+
 __all__ = ["add_commands"]
 
 
-def _integer(text: str, *, minimum: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _integer(text, minimum=1, what="a positive integer")
-
-
-def _non_negative(text: str) -> int:
-    return _integer(text, minimum=0, what="an integer >= 0")
-
-
-def _learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a learning rate (a number > 0), got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a learning rate (a finite number > 0), got {text!r}")
-    return value
+_positive = positive_int
+_non_negative = non_negative_int
+_learning_rate = positive_number("a learning rate (a finite number > 0)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -23,18 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._cli_types import positive_int
 from .errors import PipelineError, SnnCompError
-
-
-def positive_int(text: str) -> int:
-    """An ``argparse`` type: an integer >= 1 (a usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

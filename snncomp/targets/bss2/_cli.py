@@ -5,31 +5,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from pathlib import Path
+
+from ..._cli_types import positive_int, positive_number
 
 __all__ = ["add_commands"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a time in seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite time > 0 in seconds, got {text!r}")
-    return value
+_positive_int = positive_int
+_seconds = positive_number("a finite time > 0 in seconds")
 
 
 def _cmd_bss2_map(args: argparse.Namespace) -> int:
