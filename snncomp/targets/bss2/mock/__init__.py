@@ -4,9 +4,10 @@ It reads nothing but the configuration and the input spikes, and shares no code 
 simulator, so agreement between the two is evidence about both. Modules: ``_config`` (``MockConfig``
 and its presets), ``_routing`` (event delivery as configured), ``_neurons`` (analog parameters and
 fixed-pattern noise), ``_dynamics`` (closed-form neuron evolution and the crossing search),
-``_engine`` (the run loop, bus rate limit, readout), ``_weights`` (re-quantization of new weights into
-the existing routing), ``_executable`` (``MockExecutable``, ``compile_mock``), ``_calibrate`` (the
-spike-based per-neuron gain calibration, ``calibrate_gain``).
+``_engine`` (the general run loop, bus rate limit, readout), ``_layered`` (the layer-parallel engine for
+feed-forward single-spike configurations, the same physics in closed form per layer), ``_weights``
+(re-quantization of new weights into the existing routing), ``_executable`` (``MockExecutable``,
+``compile_mock``), ``_calibrate`` (the spike-based per-neuron gain calibration, ``calibrate_gain``).
 """
 
 from ._calibrate import GainCalibration, cached_calibration, calibrate_gain, circuits_of

@@ -26,6 +26,7 @@ Readout: per population a buffer of fixed capacity; a spike beyond a neuron's ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -42,7 +43,10 @@ __all__ = [
     "MockArrays",
     "RunTables",
     "SampleResult",
+    "lane_weights",
+    "noise_tables",
     "run_batch",
+    "sample_keys",
     "simulate",
     "trace_count",
 ]
@@ -387,6 +391,40 @@ def requantize_flat(arrays: MockArrays, flat_weights: Array, opts: EngineOptions
     return out, saturated.astype(jnp.int32), lost.astype(jnp.int32)
 
 
+def lane_weights(arrays: MockArrays, synapses: Array) -> Array:
+    """``[lanes, neurons, 2]``: the 6-bit weight each lane delivers to each neuron's exc/inh input (no gradient)."""
+    synapses = jax.lax.stop_gradient(synapses)
+    n_lanes = arrays.tables.lane_bus.shape[0]
+    n_neurons = arrays.neurons.a.shape[0]
+    return (
+        jnp.zeros((n_lanes, n_neurons, 2), synapses.dtype)
+        .at[arrays.contact_lane, arrays.contact_neuron, arrays.contact_sign]
+        .add(synapses[arrays.contact_synapse], mode="drop")
+    )
+
+
+def sample_keys(key: Array, trial: Array | None, batch: int) -> Array:
+    """The per-sample keys of a run: ``split(fold_in(key, trial), batch)`` (no ``trial``: ``split(key, batch)``)."""
+    base = key if trial is None else jax.random.fold_in(key, trial)
+    return jax.random.split(base, batch)
+
+
+def noise_tables(key: Array, n_neurons: int, noise: Array, opts: EngineOptions, dtype: Any) -> tuple[Array, Array]:
+    """One sample's trial-to-trial draws ``(jitter [N, J] ticks, threshold noise [N, J] LSB)``.
+
+    Column ``k`` is used by a neuron's ``k``-th spike (the last column for later ones). Both engines
+    draw exactly this, so the same key gives the same noise whichever engine runs.
+    """
+    J = opts.noise_slots
+    if not opts.noisy:
+        zeros = jnp.zeros((n_neurons, J), dtype)
+        return zeros, zeros
+    k1, k2 = jax.random.split(key)
+    jit_tab = noise[0] * jax.random.normal(k1, (n_neurons, J), dtype)
+    thr_tab = noise[2] * jax.random.normal(k2, (n_neurons, J), dtype)
+    return jit_tab, thr_tab
+
+
 def run_batch(
     arrays: MockArrays,
     synapses: Float[Array, " Z"],
@@ -394,7 +432,8 @@ def run_batch(
     ev_time: Float[Array, "B Q"],
     ev_channel: Int[Array, "B Q"],
     t_max: Float[Array, ""],
-    keys: Array,
+    key: Array,
+    trial: Array | None,
     noise: Float[Array, " 3"],
     opts: EngineOptions,
     requantize: bool,
@@ -403,9 +442,10 @@ def run_batch(
 
     ``synapses`` are the flat 6-bit synapse weights; with ``requantize`` they are computed from
     ``flat_weights`` instead (parameters traced by the caller). ``noise = (jitter, readout delay)`` in
-    ticks and the threshold noise in LSB.
+    ticks and the threshold noise in LSB. The trial-to-trial draws of sample ``b`` use key ``b`` of
+    :func:`sample_keys` (``key``, ``trial``).
     """
-    return _run_batch(arrays, synapses, flat_weights, ev_time, ev_channel, t_max, keys, noise, opts, requantize)
+    return _run_batch(arrays, synapses, flat_weights, ev_time, ev_channel, t_max, key, trial, noise, opts, requantize)
 
 
 def _run_batch_impl(
@@ -415,28 +455,23 @@ def _run_batch_impl(
     ev_time: Array,
     ev_channel: Array,
     t_max: Array,
-    keys: Array,
+    key: Array,
+    trial: Array | None,
     noise: Array,
     opts: EngineOptions,
     requantize: bool,
 ) -> BatchResult:
     _TRACES[0] += 1
+    keys = sample_keys(key, trial, ev_time.shape[0])
     dtype = arrays.base_synapses.dtype
     if requantize:
         synapses, saturated, lost = requantize_flat(arrays, flat_weights, opts)
     else:
         saturated = lost = jnp.zeros((), jnp.int32)
-    synapses = jax.lax.stop_gradient(synapses)
-    n_lanes = arrays.tables.lane_bus.shape[0]
+    lane_w = lane_weights(arrays, synapses)
     n_neurons = arrays.neurons.a.shape[0]
-    lane_w = (
-        jnp.zeros((n_lanes, n_neurons, 2), dtype)
-        .at[arrays.contact_lane, arrays.contact_neuron, arrays.contact_sign]
-        .add(synapses[arrays.contact_synapse], mode="drop")
-    )
     t_end = t_max / arrays.tick_model
-    jitter_std, delay, thr_std = noise[0], noise[1], noise[2]
-    J = opts.noise_slots
+    delay = noise[1]
     n_ch = arrays.input_sources.shape[0]
 
     def one(t: Array, ch: Array, key: Array) -> SampleResult:
@@ -446,20 +481,16 @@ def _run_batch_impl(
         et = jnp.where(src >= 0, tick[:, None], jnp.inf).reshape(-1).astype(dtype)
         es = jnp.maximum(src, 0).reshape(-1).astype(jnp.int32)
         order = jnp.argsort(et, stable=True)
-        if opts.noisy:
-            k1, k2 = jax.random.split(key)
-            jit_tab = jitter_std * jax.random.normal(k1, (n_neurons, J), dtype)
-            thr_tab = thr_std * jax.random.normal(k2, (n_neurons, J), dtype)
-        else:
-            jit_tab = thr_tab = jnp.zeros((n_neurons, J), dtype)
+        jit_tab, thr_tab = noise_tables(key, n_neurons, noise, opts, dtype)
         return simulate(
             arrays.neurons, lane_w, arrays.tables, et[order], es[order], t_end, jit_tab, thr_tab, delay, opts
         )
 
     res = jax.vmap(one)(ev_time, ev_channel, keys)
-    # Sort each population's readout block by time (padding, +inf, last).
+    # Sort each population's readout block by time (padding, +inf, last); spikes with the same timestamp
+    # stay in the order the FPGA received them (a stable sort), as the layer-parallel engine orders them.
     block = jnp.broadcast_to(arrays.record_block, res.rec_time.shape)
-    _, rec_t, rec_n = jax.lax.sort((block, res.rec_time, res.rec_index), dimension=1, num_keys=2)
+    _, rec_t, rec_n = jax.lax.sort((block, res.rec_time, res.rec_index), dimension=1, num_keys=2, is_stable=True)
     return BatchResult(
         rec_time=rec_t,
         rec_index=jnp.where(jnp.isfinite(rec_t), rec_n, -1),

@@ -2,9 +2,10 @@
 
 ``compile_mock(net, t_max=..., mock=MockConfig.realistic(), chip_seed=..., trial_seed=...)`` runs
 ``snncomp.pipeline("bss2")`` once (placement and routing), keeps the ``HardwareConfig`` as ``.lowered``
-and runs it with :mod:`._engine`. The runtime interface is the jax target's: ``.params`` (same
-structure and keys), ``.run(inputs, params=None, *, t_max=None, on_overflow=...)`` returning a
-``Recording`` whose ``Spikes`` have the same layout per population, ``.apply``, ``.report()``.
+and runs it with :mod:`._layered` (feed-forward single-spike configurations) or :mod:`._engine`
+(everything else; ``report()`` says which and why). The runtime interface is the jax target's:
+``.params`` (same structure and keys), ``.run(inputs, params=None, *, t_max=None, on_overflow=...)``
+returning a ``Recording`` whose ``Spikes`` have the same layout per population, ``.apply``, ``.report()``.
 
 Weights: ``run(inputs, params)`` re-quantizes ``params`` into the existing placement and routing
 (:mod:`._weights`). Where that cannot express the new weights -- a weight changed to a sign that has no
@@ -62,6 +63,7 @@ from ._arrays import ReadoutLayout, bucket, mock_arrays
 from ._calibrate import GainCalibration, circuits_of
 from ._config import MockConfig
 from ._engine import COUNTERS, BatchResult, EngineOptions, MockArrays, run_batch
+from ._layered import LayeredPlan, layered_plan, run_layered
 from ._neurons import neuron_arrays
 from ._routing import EventTables, event_tables
 from ._weights import WeightLayout, requantize_host, requantize_jax
@@ -79,7 +81,9 @@ _OPTIONS = (
     "dtype",
     "step",
     "verify_each",
+    "engine",
 )
+_ENGINES = ("auto", "general", "layered")
 _UNBOUNDED = 1 << 30  # readout budget of a population without max_spikes
 
 
@@ -160,6 +164,7 @@ class _Placement:
     readout: ReadoutLayout
     synapses: Array
     reason: str
+    layered: LayeredPlan = field(default_factory=lambda: LayeredPlan("not analysed"))
     software: Any = None  # the jax target's program of the same network, for hardware-in-the-loop gradients
 
 
@@ -185,6 +190,9 @@ class MockExecutable(Executable):
         self._n_traces = 0
         self._trial = 0
         self._health: MockHealth | None = None
+        self._engine_used: str | None = None  # the engine of the last run (for the report)
+        self._constants: dict[tuple, Array] = {}  # device arrays reused by every run
+        self._last_t_max: tuple[float, Array] | None = None
         self._current = self._place(network, "initial")
         compiled = self._current.result.network
         self._network = compiled
@@ -260,7 +268,13 @@ class MockExecutable(Executable):
         )
         # Without new parameters the chip runs the configuration's own synapse weights.
         synapses = jnp.asarray(layout.base.astype(self._dtype))
-        return _Placement(result, config, tables, layout, arrays, opts, ro, synapses, reason)
+        if self._options["engine"] == "general":
+            plan = LayeredPlan("the general engine was requested (engine='general')")
+        else:
+            plan = layered_plan(tables, neurons, opts, pop_of, np.array([c for _n, _o, c in readout], np.int64))
+            if plan.reason is not None and self._options["engine"] == "layered":
+                raise TargetError(f"engine='layered' cannot run this configuration: {plan.reason}")
+        return _Placement(result, config, tables, layout, arrays, opts, ro, synapses, reason, plan)
 
     def with_config(self, config: HardwareConfig) -> MockExecutable:
         """A copy that runs ``config`` instead (e.g. a hand-edited or corrupted one) for the same network.
@@ -275,6 +289,7 @@ class MockExecutable(Executable):
         layout = WeightLayout.of(config, {k: p.shape for k, p in cur.layout.projections.items()}, cur.layout.split)
         other._current = other._build(cur.result, config, layout, "given configuration")
         other._cache = [other._current]
+        other._constants = {}
         other._events = [*self._events, "given configuration"]
         other._health = None
         other._n_traces = 0
@@ -288,6 +303,7 @@ class MockExecutable(Executable):
         cur = self._current
         other._current = other._build(cur.result, cur.config, cur.layout, cur.reason)
         other._cache = [other._current]
+        other._constants = {}
         other._health = None
         other._post = jax.jit(other._post_impl, static_argnames=("batch_shape", "placement"))
         return other
@@ -411,16 +427,18 @@ class MockExecutable(Executable):
         }
         return {"weight": weight, "delay": params["delay"]}
 
-    def _flat_inputs(self, times: dict, neurons: dict, n_samples: int) -> tuple[Array, Array, Array]:
+    def _flat_inputs(
+        self, times: dict, neurons: dict, n_samples: int, min_events: int = 64
+    ) -> tuple[Array, Array, Array]:
         """Input spikes as ``[batch, events]`` times and global channels (``-1`` padding), both axes padded.
 
-        Events are padded to a power of two, the batch to a power of two (empty samples): sizes then
-        share compiled code. Concrete inputs are assembled on the host.
+        Events are padded to a power of two (at least ``min_events``), the batch to a power of two (empty
+        samples): sizes then share compiled code. Concrete inputs are assembled on the host.
         """
         cur = self._current
         ts, chs = [], []
-        bad = jnp.zeros((), jnp.int32)
         xp = np if all(isinstance(v, np.ndarray) for v in (*times.values(), *neurons.values())) else jnp
+        bad: Any = 0 if xp is np else jnp.zeros((), jnp.int32)  # counted in the program only for traced inputs
         for name, size in self._inputs:
             t, n = times[name], neurons[name]
             real = n >= 0
@@ -433,9 +451,12 @@ class MockExecutable(Executable):
             ts, chs = [np.full((n_samples, 1), np.inf)], [np.full((n_samples, 1), -1, np.int32)]
         t = xp.concatenate(ts, axis=1)
         ch = xp.concatenate(chs, axis=1)
-        q, b_pad = bucket(t.shape[1]), bucket(n_samples, 8)
+        q, b_pad = bucket(t.shape[1], min_events), bucket(n_samples, 8)
         t = xp.pad(t, ((0, b_pad - n_samples), (0, q - t.shape[1])), constant_values=np.inf)
         ch = xp.pad(ch, ((0, b_pad - n_samples), (0, q - ch.shape[1])), constant_values=-1)
+        if xp is np:
+            t, ch = jax.device_put((t.astype(self._dtype), ch.astype(np.int32)))  # one transfer
+            return t, ch, bad
         return jnp.asarray(t, self._dtype), jnp.asarray(ch, jnp.int32), bad
 
     def _flat_weights(self, params: dict) -> Array:
@@ -507,6 +528,42 @@ class MockExecutable(Executable):
         )
         return rec, health
 
+    def _constant(self, name: tuple, value: Any, dtype: Any, make: Any = None) -> Array:
+        """A device constant kept across runs (``make()`` or ``jnp.asarray(value, dtype)``): no transfer per call."""
+        key = (*name, None if dtype is None else np.dtype(dtype).name)
+        if key not in self._constants:
+            with jax.ensure_compile_time_eval():  # a concrete array even while a caller's jit traces this run
+                self._constants[key] = make() if make is not None else jnp.asarray(value, dtype)
+        return self._constants[key]
+
+    def _t_max_array(self, t_max: float) -> Array:
+        """``t_max`` as a device scalar (the last value is kept)."""
+        if self._last_t_max is None or self._last_t_max[0] != t_max:
+            with jax.ensure_compile_time_eval():
+                self._last_t_max = (t_max, jnp.asarray(t_max, self._dtype))
+        return self._last_t_max[1]
+
+    def _engine_for(self, cur: _Placement, t_max: Any) -> str:
+        """``"layered"`` where the layer-parallel engine computes this run exactly, else ``"general"``.
+
+        The configuration decides (:func:`~._layered.layered_plan`) -- except the window: every neuron's
+        refractory period must outlast the run, which a traced ``t_max`` cannot show.
+        """
+        plan = cur.layered
+        if plan.reason is not None or _is_tracer(t_max):
+            if plan.reason is None and self._options["engine"] == "layered":
+                raise TargetError("engine='layered' needs a concrete t_max (its refractory check is made on the host)")
+            return "general"
+        t_end = float(np.asarray(t_max, self._dtype) / np.asarray(cur.arrays.tick_model))  # as the engines compute it
+        if t_end > plan.max_ticks:
+            if self._options["engine"] == "layered":
+                raise TargetError(
+                    f"engine='layered' needs single-spike neurons: a refractory period of {plan.max_ticks:g} ticks "
+                    f"is shorter than the run of {t_end:g} ticks"
+                )
+            return "general"
+        return "layered"
+
     def run_with_health(
         self,
         inputs: Mapping[str, Spikes],
@@ -552,8 +609,10 @@ class MockExecutable(Executable):
         if host_checked:
             warn_if_inputs_beyond_window(times, neurons, t_max_val)
         n_samples = int(np.prod(batch_shape)) if batch_shape else 1
-        ev_t, ev_ch, n_bad = self._flat_inputs(times, neurons, n_samples)
-        b_pad = ev_t.shape[0]
+        t_arg = t_max_val if _is_tracer(t_max_val) else self._t_max_array(t_max_val)
+        engine = self._engine_for(cur, t_max_val)
+        # The layer-parallel engine's cost grows with the padded event count: pad less.
+        ev_t, ev_ch, n_bad = self._flat_inputs(times, neurons, n_samples, 8 if engine == "layered" else 64)
         if key is not None and trial is not None:
             raise InputError("bss2-mock run: pass trial= or key= to choose the trial-to-trial noise, not both")
         if key is None and trial is None:
@@ -566,23 +625,36 @@ class MockExecutable(Executable):
                 )
             trial = self._trial
             self._trial += 1
-        base = key if key is not None else jax.random.fold_in(jax.random.PRNGKey(self.trial_seed), trial)
-        keys = jax.random.split(base, b_pad)
+        # The per-sample keys are split inside the run (sample_keys): no PRNG work on the host.
+        if key is None:
+            key = self._constant(("root", self.trial_seed), None, None, lambda: jax.random.PRNGKey(self.trial_seed))
+            trial = np.int32(trial) if isinstance(trial, (int, np.integer)) else trial
+        else:
+            trial = None
         chip = cur.config.chip
-        noise = jnp.asarray(
+        noise = self._constant(
+            ("noise",),
             [self.mock.jitter * chip.fpga_clock, self.mock.readout_delay * chip.fpga_clock, self.mock.threshold_noise],
             dtype,
         )
-        t_arg = t_max_val if _is_tracer(t_max_val) else jnp.asarray(t_max_val, dtype)
-        flat_w = self._flat_weights(checked) if traced else jnp.zeros(cur.readout.weight_length, dtype)
-        res = run_batch(cur.arrays, synapses, flat_w, ev_t, ev_ch, t_arg, keys, noise, cur.options, traced)
+        if traced:
+            flat_w = self._flat_weights(checked)
+        else:
+            flat_w = self._constant(
+                ("zeros", cur.readout.weight_length), None, None, lambda: jnp.zeros(cur.readout.weight_length, dtype)
+            )
+        run = run_layered if engine == "layered" else run_batch
+        tables = (cur.layered.tables,) if engine == "layered" else ()
+        res = run(cur.arrays, *tables, synapses, flat_w, ev_t, ev_ch, t_arg, key, trial, noise, cur.options, traced)
+        self._engine_used = engine
 
         rec, health = self._post(
             res, checked, times, neurons, t_arg, batch_shape=batch_shape, placement=self._cache.index(cur)
         )
-        health = eqx.tree_at(
-            lambda h: (h.saturated, h.lost), health, (health.saturated + saturated, health.lost + lost)
-        )
+        if saturated or lost:
+            health = eqx.tree_at(
+                lambda h: (h.saturated, h.lost), health, (health.saturated + saturated, health.lost + lost)
+            )
         if not host_checked:
             raise_input_error(n_bad)
         if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
@@ -731,7 +803,7 @@ class MockExecutable(Executable):
             dtype=str(np.dtype(self._dtype)),
             t_max=self._t_max,
             pipeline=self._pipeline_text,
-            schedule=f"time-stepped on the {cur.config.chip.timestamp * 1e9:g} ns FPGA clock, exact between events",
+            schedule=self._schedule_text(cur),
             stages=[],
             buffers={name: cap for name, _o, cap in cur.readout.populations},
             resources=resources,
@@ -744,6 +816,21 @@ class MockExecutable(Executable):
             placements=list(self._events),
             health=self._health.text() if self._health is not None else "no run yet",
         )
+
+    def _schedule_text(self, cur: _Placement) -> str:
+        """Which engine runs (ran) this placement, and why."""
+        clock = f"{cur.config.chip.timestamp * 1e9:g} ns"
+        general = f"general engine, event-driven on the {clock} FPGA clock, exact between events"
+        plan = cur.layered
+        if plan.reason is not None:
+            return f"{general} (layer-parallel engine not applicable: {plan.reason})"
+        layered = f"layer-parallel engine, closed form per layer ({plan.text()})"
+        if self._engine_used == "general":
+            return (
+                f"{general} for the last run (layer-parallel engine not applicable to it: t_max longer than "
+                f"the shortest refractory period of {plan.max_ticks:g} ticks, or traced); otherwise {layered}"
+            )
+        return layered
 
     def __repr__(self) -> str:
         return (
@@ -773,9 +860,12 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
     :class:`GainCalibration` of this chip from :func:`calibrate_gain`: per-circuit synaptic-gain trims),
     ``spikes_per_neuron`` (readout bound of populations without ``max_spikes``), ``dtype`` (float32 default,
     float64 under ``jax_enable_x64``), ``step`` (the emulator's longest integration step while a neuron may
-    cross threshold, in 8 ns FPGA ticks, default 16; numerics only), ``verify_each`` (re-verify after every
-    pass, default True). Any other option sets a bss2 pass option by name (``signs="used"``,
-    ``saturate="split"``, ``scale=40``, ``strategy="first-fit"``, ``speedup=…``).
+    cross threshold, in 8 ns FPGA ticks, default 16; numerics only, general engine), ``engine`` (``"auto"``,
+    default: the layer-parallel engine where the configuration is feed-forward and single-spike, else the
+    general one; ``"general"`` always the general engine; ``"layered"`` the layer-parallel one or an
+    error), ``verify_each`` (re-verify after every pass, default True). Any other option sets a bss2 pass
+    option by name (``signs="used"``, ``saturate="split"``, ``scale=40``, ``strategy="first-fit"``,
+    ``speedup=…``).
     """
     from ....dsl import Network as Builder
     from ....passes import pipeline
@@ -798,6 +888,9 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
     mock = options.get("mock") or MockConfig.ideal()
     if not isinstance(mock, MockConfig):
         raise TargetError(f"option mock must be a MockConfig (MockConfig.ideal() or .realistic()), got {mock!r}")
+    engine = options.get("engine", "auto")
+    if engine not in _ENGINES:
+        raise TargetError(f"engine must be one of {', '.join(map(repr, _ENGINES))}, got {engine!r}")
     step = int(options.get("step", 16))
     if not 1 <= step <= 1024:
         raise TargetError(f"step must be 1..1024 FPGA ticks (the emulator's longest integration step), got {step!r}")
@@ -827,5 +920,6 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
         "dtype": dtype,
         "verify_each": bool(options.get("verify_each", True)),
         "step": step,
+        "engine": engine,
     }
     return MockExecutable(network, own, pass_options)
