@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import snncomp
     import snncomp.runtime as rt
+    import snncomp.train
     from snncomp import losses
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -182,6 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     # 4. The user loss and run() inside one jit with the optimizer: run() vs apply(), the loss's form.
     f_user = one_jit_step(user_loss(exe_u), chain)
     variants["one jit, user loss (run)"] = stateful(lambda w, s: f_user(w, s, inputs, targets), w0, chain)
+
+    # 4b. The recommended user path: snncomp.train.make_step (one jit), the loss as a function of the recording.
+    if hasattr(snncomp.train, "make_step"):
+
+        def rec_loss(rec: Any, targets: Any) -> Any:
+            t = rec.spikes["lif2"].to_first_spike_times(3)
+            t = jnp.minimum(jnp.where(jnp.isfinite(t), t, 2 * TAU_MEM), 2 * TAU_MEM)
+            return jnp.mean(jnp.sum(jnp.square((t - targets) / TAU_MEM), axis=-1))
+
+        exe_m = compile_exe()
+        train_step = snncomp.train.make_step(exe_m, rec_loss, chain)
+        p0 = exe_m.params
+        m_state = {"p": p0, "s": train_step.init(p0)}
+
+        def make_step_call() -> None:
+            m_state["p"], m_state["s"], v, _ = train_step(m_state["p"], m_state["s"], inputs, targets)
+            jax.block_until_ready((m_state["p"], v))
+
+        variants["user loop, train.make_step"] = make_step_call
 
     # 5. ... without the in-jit input and parameter checks (equinox.error_if), same tree.
     if has_checks:

@@ -224,3 +224,51 @@ def test_stochastic_apply_gets_a_fresh_key_per_step_and_stays_reproducible() -> 
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)  # a different seed draws different noise (and batch order)
     assert not np.allclose(a, plain)  # the noise really acted
+
+
+def test_make_step_loop_equals_fit() -> None:
+    # A hand-written loop over make_step, in fit's batch order, must land on fit's parameters.
+    from snncomp.train import make_step
+
+    train = data()
+    opt = optax.adam(0.1)
+    h = fit(model(), ce, train, optimizer=opt, epochs=2, batch_size=64, seed=3, progress=False)
+    step = make_step(model(), ce, opt, accuracy=acc)
+    params = model().params
+    state = step.init(params)
+    for epoch in range(2):
+        order = np.random.default_rng([3, epoch]).permutation(len(train[1]))
+        for b in range(len(train[1]) // 64):
+            idx = order[b * 64 : (b + 1) * 64]
+            params, state, value, accuracy = step(params, state, {"x": train[0]["x"][idx]}, train[1][idx])
+    np.testing.assert_allclose(np.asarray(params["w"]), np.asarray(h.params["w"]), rtol=1e-6)
+    assert np.isfinite(float(value)) and 0.5 < float(accuracy) <= 1.0
+    assert not step.stochastic
+
+
+def test_make_step_reports_bad_inputs_as_input_error() -> None:
+    # The checks compiled into a real executable surface as InputError from the step, not as XLA text.
+    import snncomp
+    from snncomp import Spikes
+    from snncomp.errors import InputError
+    from snncomp.train import make_step
+
+    net = snncomp.Network("step")
+    x = net.input("x", 2)
+    o = net.lif("o", 2, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    net.connect(x, o, weight=np.full((2, 2), 2.0))
+    exe = snncomp.compile(net, t_max=20e-3)
+
+    def first_spike_loss(rec: Any, _targets: Any) -> jax.Array:
+        first = rec.spikes["o"].to_first_spike_times(2)
+        return jnp.mean(jnp.where(jnp.isfinite(first), first, 20e-3))
+
+    step = make_step(exe, first_spike_loss, optax.adam(1e-3))
+    params = exe.params
+    state = step.init(params)
+    good = Spikes(times=jnp.asarray([[1e-3, 2e-3]]), neurons=jnp.asarray([[0, 1]]))
+    params, state, value, _ = step(params, state, {"x": good}, jnp.zeros(1))
+    assert np.isfinite(float(value))
+    bad = Spikes(times=jnp.asarray([[1e-3, np.nan]]), neurons=jnp.asarray([[0, 1]]))
+    with pytest.raises(InputError, match=r"step: .*spike time is NaN"):
+        step(params, state, {"x": bad}, jnp.zeros(1))
