@@ -53,7 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .yinyang import YinYangConfig, build_network, compile_for, evaluate_on, prepare_data, train
+    from .yinyang import YinYangConfig, build_network, compile_for, evaluate_on, health_on, prepare_data, train
 
     t0 = time.perf_counter()
     if args.quick:
@@ -102,11 +102,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 out=out / "bss2-mock",
                 progress=True,
                 params=chip_weights,
+                exe=mock_exe,
             )
             rows.append((f"bss2-mock (realistic, {calibrated}), +{args.hil_epochs} HIL", hil.test_accuracy))
-            # Runs inside jit keep no counters; one concrete run of the test set shows the chip's health.
-            _rec, health = hil.exe.run_with_health(test[0], hil.params)
-            print(f"== bss2-mock health on the test set: {health.text()}")
+            # Runs inside jit keep no counters: the evaluation returns them (the program is compiled already).
+            health = health_on(hil.exe, hil.params, test, config)
+            if health is not None:
+                print(f"== bss2-mock health on the test set: {health.text()}")
     print("== test accuracy")
     width = max(len(name) for name, _acc in rows)
     for name, acc in rows:

@@ -39,6 +39,7 @@ __all__ = [
     "compile_for",
     "encode",
     "evaluate_on",
+    "health_on",
     "loss_fn",
     "prepare_data",
     "train",
@@ -187,6 +188,16 @@ class _WithParams:
             return self.exe.apply(run_params, inputs, key=key), params
         return self.exe.apply(run_params, inputs), params
 
+    def run_with_health(self, params: Any, inputs: Any, key: Any = None) -> tuple[Any, Any]:
+        """``(recording, health)`` where the target reports the chip's health (``bss2-mock``), else ``health=None``."""
+        run = getattr(self.exe, "run_with_health", None)
+        if run is None:
+            return self.apply(params, inputs, key)[0], None
+        run_params = params if self.scale is None else fake_quantize(params, self.scale)
+        if key is not None and self.noise > 0:
+            run_params = _gain_noise(run_params, key, self.noise)
+        return run(inputs, run_params, key=key) if self.keyed and key is not None else run(inputs, run_params)
+
 
 def _gain_noise(params: Any, key: Any, std: float) -> Any:
     """Each post-synaptic neuron's positive and negative weights scaled by its own ``1 + std * N(0, 1)``."""
@@ -230,15 +241,14 @@ def loss_fn(config: YinYangConfig = YinYangConfig()) -> Callable[[Any, Any], Any
     import jax
     import jax.numpy as jnp
 
-    from . import losses
-
     c = config
+
+    value_terms = _value_terms(c)
 
     def loss(out: Any, labels: Any) -> Any:
         rec, params = out
         t = rec.spikes["o"].to_first_spike_times(N_CLASSES)
-        value = losses.ttfs_cross_entropy(t, labels, tau=c.ce_tau, t_max=c.t_max)
-        value = value + c.reg_weight * losses.spike_time_regularizer(t, labels, tau=c.t_max, t_max=c.t_max)
+        value = value_terms(t, labels)
         if c.rescue_weight:
             t_label = jnp.take_along_axis(t, labels[:, None], axis=-1)[:, 0]
             silent = (~jnp.isfinite(t_label)).astype(t.dtype)
@@ -258,6 +268,17 @@ def loss_fn(config: YinYangConfig = YinYangConfig()) -> Callable[[Any, Any], Any
         return value
 
     return loss
+
+
+def _value_terms(c: YinYangConfig) -> Callable[[Any, Any], Any]:
+    """The loss's value as a batch mean over samples (the rescue terms add gradient only)."""
+    from . import losses
+
+    def value(t: Any, labels: Any) -> Any:
+        ce = losses.ttfs_cross_entropy(t, labels, tau=c.ce_tau, t_max=c.t_max)
+        return ce + c.reg_weight * losses.spike_time_regularizer(t, labels, tau=c.t_max, t_max=c.t_max)
+
+    return value
 
 
 def accuracy_fn(out: Any, labels: Any) -> Any:
@@ -327,22 +348,47 @@ def bss2_available() -> bool:
 
 
 # -- evaluation ------------------------------------------------------------------------------------
+_EVAL_CHUNK = 256  # samples per evaluation call: every split and plot grid shares one compiled program
+_EVALUATORS: dict[tuple, Any] = {}
+
+
+def _evaluator(exe: Any, config: YinYangConfig) -> _Evaluator:
+    """The evaluator of ``exe`` under ``config``'s loss, built (and compiled) once per executable."""
+    c = config
+    key = (id(exe), c.hidden, c.ce_tau, c.t_max, c.reg_weight, _software_quantization(exe, c), c.seed)
+    if key not in _EVALUATORS:
+        if len(_EVALUATORS) > 16:  # executables are large; keep only recent ones
+            _EVALUATORS.pop(next(iter(_EVALUATORS)))
+        _EVALUATORS[key] = _Evaluator(exe, config)  # it holds ``exe``, so the id stays unique while cached
+    return _EVALUATORS[key]
+
+
 class _Evaluator:
-    """Jitted once per executable: accuracy, loss and first-spike times of a whole split."""
+    """Accuracy, loss, first-spike times (and the chip's health counters) of a whole split.
+
+    The split runs in chunks of ``_EVAL_CHUNK`` samples (the last one padded), so one compiled program
+    serves every split size and plot grid of an executable: compiling the emulator's program takes
+    several seconds, running a chunk milliseconds.
+    """
 
     def __init__(self, exe: Any, config: YinYangConfig):
         import jax
+        import jax.numpy as jnp
+
+        from . import losses
 
         self.exe = exe
         self.config = config
-        loss = loss_fn(config)
+        value_terms = _value_terms(config)
         model = _WithParams(exe, _software_quantization(exe, config))
 
-        def metrics(params: Any, inputs: Any, labels: Any, key: Any) -> tuple[Any, Any, Any, Any]:
-            rec, _ = model.apply(params, inputs, key)
+        def metrics(params: Any, inputs: Any, labels: Any, key: Any) -> tuple[Any, Any, Any, Any, Any]:
+            rec, health = model.run_with_health(params, inputs, key)
             t_out = rec.spikes["o"].to_first_spike_times(N_CLASSES)
             t_hid = rec.spikes["h"].to_first_spike_times(config.hidden)
-            return loss((rec, params), labels), accuracy_fn(rec, labels), t_out, t_hid
+            per_sample = jax.vmap(lambda t, y: value_terms(t[None], y[None]))(t_out, labels)
+            correct = losses.first_spike_class(t_out) == jnp.asarray(labels)
+            return per_sample, correct, t_out, t_hid, health
 
         self._metrics = jax.jit(metrics)
         # Evaluations on a noisy chip are trials: each call draws new trial-to-trial noise, in a
@@ -358,16 +404,35 @@ class _Evaluator:
         return float(np.mean(runs)), runs
 
     def __call__(self, params: Any, data: tuple[dict[str, Any], np.ndarray]) -> dict[str, Any]:
+        """``loss``, ``accuracy``, ``t_out``, ``t_hidden`` and ``health`` (``None`` off the chip) of ``data``."""
         import jax
 
+        inputs, labels = data
+        n = len(labels)
         key = jax.random.fold_in(self._key, self._calls)
         self._calls += 1
-        out = self._metrics(params, *data, key)
+        outs = []
+        for i, start in enumerate(range(0, n, _EVAL_CHUNK)):
+            idx = np.arange(start, start + _EVAL_CHUNK)
+            idx = np.where(idx < n, idx, start)  # padding repeats a real sample and is cut off below
+            chunk = jax.tree.map(lambda a, idx=idx: np.asarray(a)[idx], (inputs, np.asarray(labels)))
+            outs.append(self._metrics(params, *chunk, jax.random.fold_in(key, i)))
+
+        def joined(*parts: Any) -> Any:
+            if parts[0] is None:
+                return None
+            arrays = [np.asarray(p) for p in parts]
+            if arrays[0].ndim == 0:  # a per-run value (e.g. weights saturated by this run's re-quantization)
+                return arrays[0]
+            return np.concatenate(arrays)[:n]
+
+        per_sample, correct, t_out, t_hid, health = jax.tree.map(joined, *outs, is_leaf=lambda x: x is None)
         return {
-            "loss": float(out[0]),
-            "accuracy": float(out[1]),
-            "t_out": np.asarray(out[2]),
-            "t_hidden": np.asarray(out[3]),
+            "loss": float(np.mean(per_sample)),
+            "accuracy": float(np.mean(correct)),
+            "t_out": t_out,
+            "t_hidden": t_hid,
+            "health": health,
         }
 
 
@@ -376,7 +441,12 @@ def evaluate_on(exe: Any, params: Any, data: tuple[dict[str, Any], np.ndarray], 
 
     On a chip with trial-to-trial noise, the mean over ``config.test_trials`` runs.
     """
-    return _Evaluator(exe, config).accuracy(params, data, _trials(exe, config))[0]
+    return _evaluator(exe, config).accuracy(params, data, _trials(exe, config))[0]
+
+
+def health_on(exe: Any, params: Any, data: tuple[dict[str, Any], np.ndarray], config: YinYangConfig) -> Any:
+    """The chip's health counters (``MockHealth``, per sample) of one run of ``data``; ``None`` off the chip."""
+    return _evaluator(exe, config)(params, data)["health"]
 
 
 def _trials(exe: Any, config: YinYangConfig) -> int:
@@ -466,6 +536,7 @@ def train(
     config: YinYangConfig | None = None,
     log: Callable[[str], None] | None = None,
     params: Any = None,
+    exe: Any = None,
 ) -> YinYangResult:
     """Train the Yin-Yang network on ``target`` and evaluate it on the test split.
 
@@ -476,7 +547,9 @@ def train(
     but ``target``/``mock``; otherwise ``hidden``, ``epochs`` and ``seed`` apply to the defaults.
     ``params`` starts from given weights instead of the network's initial ones (e.g. fine-tuning
     software-trained weights on ``bss2-mock`` in the loop); they take part in model selection as
-    epoch -1, so the result is never worse on validation than the weights it started from.
+    epoch -1, so the result is never worse on validation than the weights it started from. ``exe``
+    is an executable of this network already compiled for ``target`` (e.g. the one the software
+    weights were deployed on): its compiled programs are reused.
     """
     import jax
     import optax
@@ -512,10 +585,13 @@ def train(
             pretrained["jax_test_accuracy"] = pre.averaged["test_accuracy"]
             pretrained["jax_best_epoch_test_accuracy"] = pre.test_accuracy
     net = build_network(config)
-    exe = compile_for(net, target, config, mock, log=say)
+    if exe is None:
+        exe = compile_for(net, target, config, mock, log=say)
+    elif getattr(exe, "target", target) != target:
+        raise YinYangError(f"train(exe=...): the executable is for target {exe.target!r}, not {target!r}")
     compile_seconds = time.perf_counter() - t_start
     data = prepare_data(config)
-    evaluator = _Evaluator(exe, config)
+    evaluator = _evaluator(exe, config)
     # On a chip with trial-to-trial noise the test accuracy is the mean over several runs (each listed
     # in metrics.json).
     trials = _trials(exe, config)
@@ -682,7 +758,7 @@ def write_plots(
     if plt is None:
         return []
     config = result.config
-    evaluator = evaluator if evaluator is not None else _Evaluator(result.exe, config)
+    evaluator = evaluator if evaluator is not None else _evaluator(result.exe, config)
     data = data if data is not None else prepare_data(config)
     files = []
 
