@@ -51,8 +51,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ._jax_cache import configure_compilation_cache
 from .errors import BufferOverflowError, InputError, InputWarning, PopulationError, TargetError
 from .ir import Network
+
+# Compiled programs persist across processes (docs/performance.md, "First calls"): set before any compile.
+configure_compilation_cache()
 
 __all__ = [
     "BufferOverflowError",
@@ -327,16 +331,47 @@ class Executable(abc.ABC):
         """The target's artifact (``EventProgram`` for ``jax``)."""
 
     @abc.abstractmethod
-    def run(self, inputs: Mapping[str, Spikes], params: Any = None, **kwargs: Any) -> Recording:
-        """Simulate the network on ``inputs`` (one ``Spikes`` per input population)."""
+    def run(
+        self,
+        inputs: Mapping[str, Spikes],
+        params: Any = None,
+        *,
+        t_max: float | None = None,
+        on_overflow: Literal["flag", "raise"] = "flag",
+        trace_times: Any = None,
+        trace_populations: Sequence[str] | None = None,
+    ) -> Recording:
+        """Simulate the network on ``inputs`` (one ``Spikes`` per input population, batch axes first).
+
+        ``params`` defaults to :attr:`params` (same structure); ``t_max`` overrides the compile-time
+        window; ``on_overflow="raise"`` raises :class:`BufferOverflowError` when a spike buffer was too
+        small (``"flag"``: only ``Recording.overflow`` says so); ``trace_times`` (``[G]`` seconds) with
+        ``trace_populations`` records membrane traces where the target can. A target may take more
+        keywords (``bss2-mock``: ``trial``, ``key``).
+        """
 
     @abc.abstractmethod
     def report(self) -> Report:
         """Schedule, stages, buffer sizes and resources."""
 
-    def apply(self, params: Any, inputs: Mapping[str, Spikes], **kwargs: Any) -> Recording:
+    def apply(
+        self,
+        params: Any,
+        inputs: Mapping[str, Spikes],
+        *,
+        t_max: float | None = None,
+        trace_times: Any = None,
+        trace_populations: Sequence[str] | None = None,
+    ) -> Recording:
         """``run`` with the parameters first and overflow only flagged: the pure form for ``jax.grad``/``train.fit``."""
-        return self.run(inputs, params, on_overflow="flag", **kwargs)
+        return self.run(
+            inputs,
+            params,
+            t_max=t_max,
+            on_overflow="flag",
+            trace_times=trace_times,
+            trace_populations=trace_populations,
+        )
 
 
 def _fail_inputs(where: str, problem: str) -> InputError:
