@@ -700,13 +700,32 @@ class MockExecutable(Executable):
             trace_populations=trace_populations,
         )[0]
 
-    def apply(self, params: Any, inputs: Mapping[str, Spikes], key: Any = None, **kwargs: Any) -> Recording:
+    def apply(
+        self,
+        params: Any,
+        inputs: Mapping[str, Spikes],
+        key: Any = None,
+        *,
+        t_max: float | None = None,
+        trial: int | Any | None = None,
+        trace_times: Any = None,
+        trace_populations: Any = None,
+    ) -> Recording:
         """``run`` with the parameters first and overflow only flagged, for ``jax.grad``/``train.fit``.
 
         ``key`` draws the trial-to-trial noise (``train.fit`` passes a fresh key every step, so each
         training step in the loop sees new noise, as on the chip).
         """
-        return self.run(inputs, params, on_overflow="flag", key=key, **kwargs)
+        return self.run(
+            inputs,
+            params,
+            t_max=t_max,
+            on_overflow="flag",
+            trial=trial,
+            key=key,
+            trace_times=trace_times,
+            trace_populations=trace_populations,
+        )
 
     @staticmethod
     def _delays_checked_in_jit(delays: dict) -> dict:
