@@ -28,6 +28,11 @@ _LAZY = {
     "Executable": ("snncomp.runtime", "Executable"),
     "pipeline": ("snncomp.passes", "pipeline"),
     "passes": ("snncomp.passes", None),
+    # Submodules, so that `import snncomp; snncomp.train.fit(...)` works without importing them first.
+    "train": ("snncomp.train", None),
+    "losses": ("snncomp.losses", None),
+    "encode": ("snncomp.encode", None),
+    "datasets": ("snncomp.datasets", None),
 }
 
 
@@ -39,6 +44,10 @@ def __getattr__(name: str):
         mod = importlib.import_module(module)
         return mod if attr is None else getattr(mod, attr)
     raise AttributeError(f"module 'snncomp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
@@ -57,9 +66,13 @@ __all__ = [
     "TargetError",
     "__version__",
     "compile",
+    "datasets",
+    "encode",
     "errors",
     "init",
     "ir",
+    "losses",
     "passes",
     "pipeline",
+    "train",
 ]
