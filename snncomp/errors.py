@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BufferGrowthWarning",
     "BufferOverflowError",
     "DSLError",
     "Diagnostic",
@@ -83,6 +84,10 @@ class PopulationError(SnnCompError, KeyError):
 
 class InputWarning(UserWarning):
     """Valid run-time inputs that are very likely a mistake (e.g. every spike outside the window)."""
+
+
+class BufferGrowthWarning(UserWarning):
+    """An automatically sized spike buffer overflowed and was grown (the run was repeated with room)."""
 
 
 class BufferOverflowError(SnnCompError, RuntimeError):

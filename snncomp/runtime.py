@@ -52,7 +52,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._jax_cache import configure_compilation_cache
-from .errors import BufferOverflowError, InputError, InputWarning, PopulationError, TargetError
+from .errors import BufferGrowthWarning, BufferOverflowError, InputError, InputWarning, PopulationError, TargetError
 from .ir import Network
 
 # Compiled programs persist across processes (docs/performance.md, "First calls"): set before any compile.
@@ -686,6 +686,54 @@ class JaxExecutable(Executable):
         self._plans = program.plans()
         self._removed: dict[str, str] = dict(result.annotations.get("removed", {}))
         self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
+        self._source: Network | None = None  # the network as given to compile: rebuilt when buffers grow
+        self._auto = self._auto_sized(result)
+
+    @staticmethod
+    def _auto_sized(result: Any) -> dict[str, int]:
+        """Spikes per neuron of every automatically sized buffer (``schedule`` marks them ``buffer_auto``)."""
+        out = {}
+        for name, data in result.graph.nodes(data=True):
+            ann = data.get("ann", {})
+            if ann.get("buffer_auto"):
+                out[name] = int(ann["buffer"]) // data["ir"].size
+        return out
+
+    @property
+    def auto_buffers(self) -> dict[str, int]:
+        """Populations whose spike buffer was sized automatically, with its spikes per neuron."""
+        return dict(self._auto)
+
+    def grow_buffers(self, populations: Sequence[str] | None = None, factor: int = 4) -> dict[str, int]:
+        """Rebuild the program with ``factor`` times the room in the automatically sized buffers.
+
+        Returns the new spikes per neuron (every auto-sized buffer shares one bound). Parameters are
+        kept; programs traced before (e.g. a jitted training step) must be traced again.
+        """
+        if not self._auto:
+            raise TargetError("grow_buffers: this executable has no automatically sized buffer")
+        per = max(self._auto.values()) * factor
+        if per > _MAX_AUTO_SPIKES:
+            raise BufferOverflowError(
+                f"population(s) {', '.join(populations or self._auto)} overflowed automatically sized buffers "
+                f"of {max(self._auto.values())} spikes per neuron, the most snncomp grows them to; bound them "
+                "with max_spikes, or pass spikes_per_neuron=N explicitly"
+            )
+        options = {k: v for k, v in self._options.items() if k in _JAX_OPTIONS}
+        grown = _compile_jax(self._source or self._result.network, **options, _auto_spikes_per_neuron=per)
+        self._program, self._result, self._plans = grown._program, grown._result, grown._plans
+        self._auto = grown._auto
+        self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
+        return dict(self._auto)
+
+    def _overflowed_auto(self, rec: Recording) -> list[str]:
+        """Auto-sized populations that overflowed in ``rec`` (concrete values only)."""
+        out = []
+        for name in self._auto:
+            flag = rec.overflow.get(name) if name in rec.overflow else None
+            if flag is not None and not _is_tracer(flag) and bool(np.any(np.asarray(flag))):
+                out.append(name)
+        return out
 
     # -- properties -----------------------------------------------------------
     @property
@@ -766,11 +814,12 @@ class JaxExecutable(Executable):
         if is_sorted:
             warn_if_inputs_beyond_window(times, neurons, t_max_val)
         grid, pops = self._check_trace(trace_times, trace_populations, dtype)
+        t_arg = t_max_val if _is_tracer(t_max_val) else np.asarray(t_max_val, dtype)
         rec, n_bad = self._jitted(
             params,
             times,
             neurons,
-            t_max_val if _is_tracer(t_max_val) else np.asarray(t_max_val, dtype),
+            t_arg,
             grid,
             trace_populations=pops,
             inputs_sorted=is_sorted,
@@ -779,6 +828,32 @@ class JaxExecutable(Executable):
         # Inputs validated on the host cannot be bad; traced ones are checked by the program (a flag).
         if not is_sorted:
             raise_input_error(n_bad)
+        # An automatically sized buffer that overflowed in a concrete run: grow it and run again, so that
+        # the result is complete (under jit/grad the flag stays, and fit grows between steps).
+        grew: list[str] = []
+        before = max(self._auto.values()) if self._auto else 0
+        while self._auto and (over := self._overflowed_auto(rec)):
+            grew += [p for p in over if p not in grew]
+            self.grow_buffers(over)
+            rec, n_bad = self._jitted(
+                params,
+                times,
+                neurons,
+                t_arg,
+                grid,
+                trace_populations=pops,
+                inputs_sorted=is_sorted,
+                batch_shape=batch_shape,
+            )
+        if grew:
+            after = max(self._auto.values())
+            warnings.warn(
+                f"population(s) {', '.join(grew)}: the automatically sized spike buffer of {before} spikes per "
+                f"neuron overflowed; grown to {after} and run again (compile with spikes_per_neuron={after}, or "
+                "set max_spikes, to size it yourself and skip the recompilation)",
+                BufferGrowthWarning,
+                stacklevel=2,
+            )
         if on_overflow == "raise":
             self._raise_overflow(rec)
         return rec
@@ -937,7 +1012,11 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
 _JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy", "adjoint")
 
 
-def _compile_jax(network: Network, **options: Any) -> JaxExecutable:
+_MAX_AUTO_SPIKES = 4096  # spikes per neuron an automatically sized buffer may grow to
+
+
+def _compile_jax(network: Network, _auto_spikes_per_neuron: int | None = None, **options: Any) -> JaxExecutable:
+    auto = _auto_spikes_per_neuron
     unknown = sorted(set(options) - set(_JAX_OPTIONS))
     if unknown:
         raise TargetError(
@@ -954,12 +1033,16 @@ def _compile_jax(network: Network, **options: Any) -> JaxExecutable:
     pass_options: dict[str, Any] = {"strategy": strategy}
     if options.get("spikes_per_neuron") is not None:
         pass_options["spikes_per_neuron"] = int(options["spikes_per_neuron"])
+    if auto is not None:
+        pass_options["auto_spikes_per_neuron"] = int(auto)
     pipe = pipeline("jax", **pass_options)
     result = pipe.run(network)
     program = lower(result, dtype=dtype, t_max=t_max, adjoint=options.get("adjoint", "eventprop"))
     params = initial_params(result.network, dtype)
     seconds = time.perf_counter() - start
-    return JaxExecutable(program, params, result, {"pipeline": str(pipe), **options}, seconds)
+    exe = JaxExecutable(program, params, result, {"pipeline": str(pipe), **options}, seconds)
+    exe._source = network
+    return exe
 
 
 register_target("jax", _compile_jax)

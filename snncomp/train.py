@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .errors import InputError, SnnCompError
+from .errors import BufferGrowthWarning, InputError, SnnCompError
 
 __all__ = [
     "History",
@@ -261,6 +262,8 @@ class TrainStep:
 
     Built by :func:`make_step`. ``step(params, opt_state, inputs, targets, key=None)`` returns
     ``(params, opt_state, loss, accuracy)`` (accuracy NaN without an ``accuracy`` function);
+    ``step.overflowed`` says whether that batch overflowed a spike buffer (then its gradient saw a
+    truncated recording: grow the buffers, ``exe.grow_buffers()``, rebuild the step and redo it);
     ``step.init(params)`` is the optimizer's initial state. ``key`` is used only where ``exe.apply``
     draws noise (``step.stochastic``); pass a new one per step there.
     """
@@ -270,6 +273,7 @@ class TrainStep:
         self.optimizer = optimizer
         self.stochastic = stochastic
         self._default_key: jax.Array | None = None  # made once: building a key costs a dispatch per step
+        self.overflowed: jax.Array = jnp.zeros((), bool)  # whether the last step's batch overflowed a buffer
 
     def init(self, params: Any) -> Any:
         """The optimizer state for ``params``."""
@@ -283,7 +287,8 @@ class TrainStep:
                 self._default_key = jax.random.PRNGKey(0)
             key = self._default_key
         with _reported_checks("step"):
-            return self.jitted(params, opt_state, inputs, targets, key)
+            params, opt_state, value, acc, self.overflowed = self.jitted(params, opt_state, inputs, targets, key)
+        return params, opt_state, value, acc
 
 
 def make_step(
@@ -336,9 +341,18 @@ def _build_step(
         if project is not None:
             p = project(p)
         acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
-        return p, s, value, acc
+        return p, s, value, acc, _any_overflow(rec)
 
     return TrainStep(step, optimizer, stochastic)
+
+
+def _any_overflow(rec: Any) -> jax.Array:
+    """Whether any spike buffer of the recording (or of a tuple's first item) overflowed in the batch."""
+    rec = rec[0] if isinstance(rec, tuple) and rec else rec
+    flags = getattr(rec, "overflow", None)
+    if not flags:
+        return jnp.zeros((), bool)
+    return jnp.any(jnp.stack([jnp.any(f) for f in flags.values()]))
 
 
 def fit(
@@ -380,6 +394,8 @@ def fit(
     optimizer = optimizer if optimizer is not None else optax.adam(1e-3)
     optimizer = _restrict(optimizer, exe.params if params is None else params, trainable)
     train_step = _build_step(exe, loss, optimizer, accuracy, project)
+    # Automatically sized buffers (a population without max_spikes) grow when a batch overflows them.
+    growable = bool(getattr(exe, "auto_buffers", None))
     n = _n_samples(train_data)
     if n < batch_size:
         raise SnnCompError(f"fit: batch_size={batch_size} is larger than the training set ({n} samples)")
@@ -420,7 +436,22 @@ def fit(
                 inputs = _place(_take(train_data[0], idx), batch_sh)
                 targets = _place(_take(train_data[1], idx), batch_sh)
                 key = jax.random.fold_in(base_key, epoch * steps + b) if stochastic else base_key
-                params, opt_state, value, acc = step(params, opt_state, inputs, targets, key)
+                new_params, new_state, value, acc, overflowed = step(params, opt_state, inputs, targets, key)
+                while growable and bool(overflowed):
+                    # The gradient saw a truncated recording: grow the buffers and redo this step.
+                    before = max(exe.auto_buffers.values())  # type: ignore[attr-defined]
+                    after = max(exe.grow_buffers().values())  # type: ignore[attr-defined]
+                    warnings.warn(
+                        f"fit: a batch in epoch {epoch} overflowed the automatically sized spike buffers "
+                        f"({before} spikes per neuron); grown to {after}, step repeated (pass "
+                        f"spikes_per_neuron={after} to compile, or set max_spikes, to size them yourself)",
+                        BufferGrowthWarning,
+                        stacklevel=2,
+                    )
+                    train_step = _build_step(exe, loss, optimizer, accuracy, project)
+                    step = train_step.jitted
+                    new_params, new_state, value, acc, overflowed = step(params, opt_state, inputs, targets, key)
+                params, opt_state = new_params, new_state
                 losses.append(value)
                 accs.append(acc)
                 # Reading a value waits for the device: refresh the bar only ~20 times per epoch.

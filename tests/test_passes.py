@@ -85,7 +85,10 @@ def unbounded() -> ir.Network:
 
 VALID_CASES = {"feedforward": feedforward, "recurrent": recurrent, "dead": dead_nodes, "parallel": parallel}
 INVALID_CASES = {
-    "unbounded": (unbounded, JAX),
+    "bad-auto-bound": (
+        unbounded,
+        "verify,infer-shapes,canonicalize,analyze-structure,schedule{auto_spikes_per_neuron=0}",
+    ),
     "missing-requirement": (feedforward, "verify,schedule"),
     "unknown-pass": (feedforward, "verify,canonicalise"),
     "unknown-option": (feedforward, "verify,analyze-structure,schedule{spikes=3}"),
@@ -119,11 +122,21 @@ def test_golden_diagnostics(case: str, update_golden: bool) -> None:
 
 def test_failing_pass_names_itself_and_predecessors() -> None:
     with pytest.raises(PassError) as info:
-        passes.PassManager(JAX).run(unbounded())
+        passes.PassManager(JAX.replace("schedule", "schedule{spikes_per_neuron=0}")).run(unbounded())
     msg = str(info.value)
     assert "pass 'schedule' failed" in msg
     assert "passes that ran before it: verify, infer-shapes, canonicalize, analyze-structure" in msg
-    assert "spikes_per_neuron" in msg
+    assert "spikes_per_neuron=0}: must be >= 1" in msg
+
+
+def test_unbounded_buffers_are_sized_automatically() -> None:
+    result = passes.PassManager(JAX).run(unbounded())
+    assert result.annotations["schedule"].buffers == {"h": 3 * 8}
+    assert result.graph.nodes["h"]["ann"]["buffer_auto"] is True
+    assert any("sized automatically: 8 spikes per neuron" in str(r) for r in result.remarks)
+    explicit = passes.PassManager(JAX.replace("schedule", "schedule{spikes_per_neuron=5}")).run(unbounded())
+    assert explicit.annotations["schedule"].buffers == {"h": 15}
+    assert "buffer_auto" not in explicit.graph.nodes["h"]["ann"]
 
 
 def test_verification_after_a_broken_pass_is_caught() -> None:

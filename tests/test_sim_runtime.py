@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import snncomp
-from snncomp.errors import SnnCompError, TargetError
+from snncomp.errors import TargetError
 from snncomp.runtime import BufferOverflowError, InputError, register_target, targets
 
 
@@ -106,9 +106,8 @@ def test_target_registry_extension_point() -> None:
     assert calls == [("ff", {"x": 1})]
 
 
-def test_unbounded_population_needs_spikes_per_neuron() -> None:
-    with pytest.raises(SnnCompError, match="spikes_per_neuron"):
-        snncomp.compile(_recurrent(), t_max=0.05)
+def test_unbounded_population_is_sized_automatically_or_by_spikes_per_neuron() -> None:
+    assert snncomp.compile(_recurrent(), t_max=0.05).report().buffers == {"r": 40}  # 8 per neuron
     exe = snncomp.compile(_recurrent(), t_max=0.05, spikes_per_neuron=4)
     assert exe.report().buffers == {"r": 20}
 

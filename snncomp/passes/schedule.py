@@ -29,8 +29,11 @@ class ScheduleEvents(Pass):
 
     Buffers (spikes per sample a population can record) are ``size × max_spikes``;
     for a population with unbounded ``max_spikes`` the option ``spikes_per_neuron``
-    gives the bound (else the pass fails and says so). ``strategy=event-queue``
-    forces every population into event-queue stages (for cross-checking).
+    gives the bound, and without it the buffer is sized automatically:
+    ``auto_spikes_per_neuron`` spikes per neuron (default 8), marked ``buffer_auto``
+    on the node so that the runtime may grow it when a run overflows it.
+    ``strategy=event-queue`` forces every population into event-queue stages (for
+    cross-checking).
     """
 
     name = "schedule"
@@ -39,10 +42,13 @@ class ScheduleEvents(Pass):
 
     spikes_per_neuron: int | None = None
     strategy: Literal["auto", "event-queue"] = "auto"
+    auto_spikes_per_neuron: int = 8
 
     def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
         if self.spikes_per_neuron is not None and self.spikes_per_neuron < 1:
             raise SnnCompError(f"schedule{{spikes_per_neuron={self.spikes_per_neuron}}}: must be >= 1")
+        if self.auto_spikes_per_neuron < 1:
+            raise SnnCompError(f"schedule{{auto_spikes_per_neuron={self.auto_spikes_per_neuron}}}: must be >= 1")
         g = graph.copy()
         structure: Structure = g.graph["ann"]["structure"]
         layer_parallel: dict[int, list[str]] = defaultdict(list)
@@ -69,12 +75,21 @@ class ScheduleEvents(Pass):
                 stages.append(Stage(index=len(stages), strategy="event-queue", populations=comp))
         buffers = {n: self._buffer(g.nodes[n]["ir"]) for n in g.nodes if g.nodes[n]["ir"].kind == "lif"}
         schedule = Schedule(stages=tuple(stages), buffers=buffers)
+        auto = sorted(n for n in buffers if g.nodes[n]["ir"].max_spikes is None and self.spikes_per_neuron is None)
         for stage in stages:
             for p in stage.populations:
                 extra = {"buffer": buffers[p]} if p in buffers else {}
+                if p in auto:
+                    extra["buffer_auto"] = True
                 annotate_node(g, p, schedule=stage.strategy, stage=stage.index, **extra)
         annotate_graph(g, schedule=schedule)
         ctx.remark(schedule.text())
+        if auto:
+            ctx.remark(
+                f"buffers of {', '.join(auto)} (unbounded max_spikes) sized automatically: "
+                f"{self.auto_spikes_per_neuron} spikes per neuron, grown by the runtime when a run overflows them "
+                "(fix them with max_spikes or spikes_per_neuron=N)"
+            )
         return g
 
     @staticmethod
@@ -90,9 +105,5 @@ class ScheduleEvents(Pass):
         if max_spikes is not None:
             return size * max_spikes
         if self.spikes_per_neuron is None:
-            raise SnnCompError(
-                f"population '{node.name}' has unbounded max_spikes, so its spike buffer cannot be sized; "  # type: ignore[attr-defined]
-                "set max_spikes on the population, or give a bound with schedule{spikes_per_neuron=N} "
-                "(compile option spikes_per_neuron=N)"
-            )
+            return size * self.auto_spikes_per_neuron
         return size * self.spikes_per_neuron

@@ -36,7 +36,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from ....errors import TargetError
+from ....errors import BufferGrowthWarning, TargetError
 from ....ir import Network
 from ....runtime import (
     BufferOverflowError,
@@ -85,6 +85,7 @@ _OPTIONS = (
 )
 _ENGINES = ("auto", "general", "layered")
 _UNBOUNDED = 1 << 30  # readout budget of a population without max_spikes
+_MAX_AUTO_SPIKES = 4096  # spikes per neuron an automatically sized readout buffer may grow to
 
 
 class MockHealth(eqx.Module):
@@ -193,6 +194,8 @@ class MockExecutable(Executable):
         self._engine_used: str | None = None  # the engine of the last run (for the report)
         self._constants: dict[tuple, Array] = {}  # device arrays reused by every run
         self._last_t_max: tuple[float, Array] | None = None
+        self._auto_pops: set[str] = set()  # populations without max_spikes or spikes_per_neuron
+        self._auto_per = 8  # their readout buffers' spikes per neuron
         self._current = self._place(network, "initial")
         compiled = self._current.result.network
         self._network = compiled
@@ -238,12 +241,8 @@ class MockExecutable(Executable):
                 continue
             ms = config.neurons[pm.neurons[0]].max_spikes if pm.neurons else None
             if ms is None and spn is None:
-                raise TargetError(
-                    f"population '{name}' has unbounded max_spikes, so its readout buffer cannot be sized; "
-                    "set max_spikes on the population, or give a bound with "
-                    "compile(..., target='bss2-mock', spikes_per_neuron=N)"
-                )
-            per = ms if ms is not None else int(spn)
+                self._auto_pops.add(name)  # sized automatically; grown when a run overflows it
+            per = ms if ms is not None else (int(spn) if spn is not None else self._auto_per)
             most = max(most, per)
             for k in pm.neurons:
                 n = sim_of[int(k)]
@@ -625,6 +624,7 @@ class MockExecutable(Executable):
                 )
             trial = self._trial
             self._trial += 1
+        rerun = {"key": key} if key is not None else {"trial": trial}  # the same draw, should the buffers grow
         # The per-sample keys are split inside the run (sample_keys): no PRNG work on the host.
         if key is None:
             key = self._constant(("root", self.trial_seed), None, None, lambda: jax.random.PRNGKey(self.trial_seed))
@@ -659,9 +659,46 @@ class MockExecutable(Executable):
             raise_input_error(n_bad)
         if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
             self._health = health
+        grew = self._overflowed_auto(rec)
+        if grew:
+            # An automatically sized readout buffer overflowed in a concrete run: grow it, run the same
+            # trial again, and say so once.
+            before = self._auto_per
+            while self._overflowed_auto(rec):
+                self._auto_per *= 4
+                if self._auto_per > _MAX_AUTO_SPIKES:
+                    break
+                cur = self._current
+                self._current = self._build(cur.result, cur.config, cur.layout, cur.reason)
+                self._cache = [self._current]
+                self._constants = {}
+                # The readout's trace keys on the placement's index, which the rebuilt placement reuses.
+                self._post = jax.jit(self._post_impl, static_argnames=("batch_shape", "placement"))
+                rec, health = self.run_with_health(inputs, params, t_max=t_max, on_overflow="flag", **rerun)
+            warnings.warn(
+                f"population(s) {', '.join(grew)}: the automatically sized readout buffer of {before} spikes per "
+                f"neuron overflowed; grown to {self._auto_per} and run again (compile with spikes_per_neuron=N, "
+                "or set max_spikes, to size it yourself)",
+                BufferGrowthWarning,
+                stacklevel=2,
+            )
         if on_overflow == "raise":
             self._raise_overflow(rec)
         return rec, health
+
+    def _overflowed_auto(self, rec: Recording) -> list[str]:
+        """Automatically sized populations whose readout overflowed in ``rec`` (concrete runs only)."""
+        out = []
+        for name in self._auto_pops:
+            flag = rec.overflow.get(name)
+            if flag is not None and not _is_tracer(flag) and bool(np.any(np.asarray(flag))):
+                out.append(name)
+        return out
+
+    @property
+    def auto_buffers(self) -> dict[str, int]:
+        """Populations whose readout buffer was sized automatically, with its spikes per neuron."""
+        return {name: self._auto_per for name in sorted(self._auto_pops)}
 
     def run(
         self,
