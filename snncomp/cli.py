@@ -22,6 +22,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._cli_types import positive_int
 from .errors import PipelineError, SnnCompError
@@ -77,12 +78,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         for i, (name, g) in enumerate(result.stages, start=1):
             (out / f"{i:02d}-{name}.dot").write_text(passes.graph_to_dot(g))
         print(f"wrote {len(result.stages) + 1} dot files to {out}", file=sys.stderr)
-    if args.output:
-        hw = result.annotations.get("hardware_config")
-        if hw is not None:  # bss2: the chip configuration is the artifact
-            hw.save(args.output)
-        else:
-            ir.save(result.network, args.output)
+    plugin = _plugin(args.target)
+    # A target may have its own artifact (the chip configuration); otherwise the compiled IR.
+    own = plugin is not None and plugin.save_artifact is not None
+    if args.output and not (own and plugin.save_artifact(result, args.output)):
+        ir.save(result.network, args.output)
     if not args.print_ir_after_all and not args.quiet:
         print(result.text())
     if args.timings or args.remarks:
@@ -93,20 +93,29 @@ def _cmd_compile(args: argparse.Namespace) -> int:
                 f"time: {t.name:<20} {t.seconds * 1e3:8.3f} ms (+ verify {t.verify_seconds * 1e3:.3f} ms)",
                 file=sys.stderr,
             )
-    report = _target_report(args.target, result)
-    if report:
-        print(report)
+    if plugin is not None and plugin.report is not None:
+        print(plugin.report(result))
     return 0
 
 
-def _target_report(target: str, result: object) -> str:
-    if target not in ("bss2", "bss2-mock"):  # exact names: passes.pipeline() rejected any other
-        return ""
+def _plugin(target: str) -> Any:
+    """The target's plug-in, or ``None`` for a pipeline registered by name only."""
+    from .errors import TargetError
+    from .targets import get
+
     try:
-        from .targets.bss2.report import format_report
-    except ImportError:
-        return ""
-    return format_report(result)
+        return get(target)
+    except TargetError:
+        return None
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from .targets import every
+
+    for target in every():
+        state = "available" if target.compile is not None else "not available here"
+        print(f"{target.name:<12} {state:<20} {target.summary}")
+    return 0
 
 
 def _cmd_passes(args: argparse.Namespace) -> int:
@@ -136,12 +145,11 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-# Feature modules that add sub-commands through ``add_commands(subparsers)``.
+# Feature modules that add sub-commands through ``add_commands(subparsers)``; targets add theirs
+# through their plug-ins (snncomp.targets.Target.cli).
 _COMMAND_MODULES = (
-    "snncomp._pass_cli",
     "snncomp._run_cli",
     "snncomp.interop._nir_cli",
-    "snncomp.targets.bss2._cli",
     "snncomp._train_cli",
 )
 
@@ -168,9 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spikes-per-neuron", type=positive_int, default=None, help="spike bound for unbounded populations")
     p.set_defaults(func=_cmd_inspect)
 
+    p = sub.add_parser("targets", help="list the targets (built in and installed plug-ins)")
+    p.set_defaults(func=_cmd_targets)
+
     p = sub.add_parser("compile", help="run a target's pass pipeline and show the lowered network")
     p.add_argument("network", help="network IR JSON file")
-    p.add_argument("--target", default="jax", help="jax (default), bss2 or bss2-mock (the bss2 pipeline)")
+    p.add_argument(
+        "--target", default="jax", help="jax (default), bss2, bss2-mock, or a plug-in target (see: snncomp targets)"
+    )
     p.add_argument("--passes", help='explicit pipeline, e.g. "verify,canonicalize,analyze-structure,schedule"')
     p.add_argument("--spikes-per-neuron", type=positive_int, default=None, help="spike bound for unbounded populations")
     p.add_argument("--print-ir-after-all", action="store_true", help="print the graph after every pass")
@@ -194,15 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     import importlib
 
-    for module in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and (module == exc.name or module.startswith(exc.name + "."))):
-                # A real import error inside an existing module: show it.
-                raise
-            continue
-        mod.add_commands(sub)
+    from .targets import every
+
+    # A module listed but missing is a packaging bug: let the import error show.
+    target_modules = tuple(m for target in every() for m in target.cli)
+    for module in dict.fromkeys((*_COMMAND_MODULES, *target_modules)):  # targets may share a module
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 

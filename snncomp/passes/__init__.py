@@ -34,39 +34,41 @@ from ._pass import (
 )
 from ._print import format_graph, graph_to_dot, graph_to_json
 
-_PIPELINES: dict[str, str] = {
-    "jax": "verify,infer-shapes,canonicalize,analyze-structure,schedule",
-}
-# Targets that share another target's pipeline: the chip emulator compiles as the chip does.
-_ALIASES: dict[str, str] = {"bss2-mock": "bss2"}
-# Targets whose package registers their pipeline when imported (imported on first use only).
-_LAZY_PIPELINES: dict[str, str] = {"bss2": "snncomp.targets.bss2"}
+# Pipelines registered by name at run time; a target's own pipeline comes from its plug-in
+# (:class:`snncomp.targets.Target`), so this layer names no target.
+_PIPELINES: dict[str, str] = {}
 
 
 def register_pipeline(target: str, text: str) -> None:
-    """Make ``pipeline(target)`` return the pipeline described by ``text``."""
+    """Make ``pipeline(target)`` return the pipeline described by ``text`` (before the target's own)."""
     _PIPELINES[target] = text
 
 
-def _load_lazy(key: str) -> None:
-    if key in _PIPELINES or key not in _LAZY_PIPELINES:
-        return
-    import contextlib
-    import importlib
+def _pipeline_text(target: str) -> str:
+    from ..errors import PipelineError, TargetError
+    from ..targets import get, names
 
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_LAZY_PIPELINES[key])
+    if target in _PIPELINES:
+        return _PIPELINES[target]
+    try:
+        plugin = get(target)
+    except TargetError as exc:
+        import difflib
 
-
-def _pipeline_targets() -> list[str]:
-    """The target names :func:`pipeline` accepts (sorted; importing targets whose package is installed)."""
-    for key in _LAZY_PIPELINES:
-        _load_lazy(key)
-    return sorted({*_PIPELINES, *(alias for alias, key in _ALIASES.items() if key in _PIPELINES)})
+        known = sorted({*_PIPELINES, *names()})
+        close = difflib.get_close_matches(target, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        reason = "" if str(exc).startswith("unknown target") else f" ({exc})"
+        raise PipelineError(
+            f"no pipeline for target {target!r}{reason}; known targets: {', '.join(known)}{hint}"
+        ) from None
+    if plugin.pipeline is None:
+        raise PipelineError(f"target {target!r} has no pass pipeline")
+    return plugin.pipeline
 
 
 def pipeline(target: str = "jax", **options: object) -> Pipeline:
-    """The default pipeline of ``target``: ``"jax"``, or ``"bss2"`` / ``"bss2-mock"`` once that target is installed.
+    """The default pipeline of ``target`` (``"jax"``, ``"bss2"``, ``"bss2-mock"``, or any plug-in target's).
 
     The name must match exactly; an unknown one is a :class:`~snncomp.errors.PipelineError`
     naming the known targets and the closest one. ``options`` set pass options by name on
@@ -74,21 +76,12 @@ def pipeline(target: str = "jax", **options: object) -> Pipeline:
     an option that no pass has is an error listing the valid ones.
     """
     import dataclasses
-    import difflib
 
     from ..errors import PipelineError
 
     if not isinstance(target, str):
         raise PipelineError(f"target must be a string such as 'jax', got {target!r}")
-    key = _ALIASES.get(target, target)
-    _load_lazy(key)
-    if key not in _PIPELINES:
-        known = _pipeline_targets()
-        close = difflib.get_close_matches(target, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        extra = f" ({target!r} needs the {key!r} target package)" if key in _LAZY_PIPELINES else ""
-        raise PipelineError(f"no pipeline for target {target!r}{extra}; known targets: {', '.join(known)}{hint}")
-    passes = list(Pipeline(_PIPELINES[key]).passes)
+    passes = list(Pipeline(_pipeline_text(target)).passes)
     valid: set[str] = set()
     for i, p in enumerate(passes):
         names = {f.name for f in dataclasses.fields(p)}

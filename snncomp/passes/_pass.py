@@ -86,8 +86,6 @@ _PASS_MODULES = (
     "snncomp.passes.analyze_structure",
     "snncomp.passes.schedule",
 )
-# Target modules whose passes join the registry when the module exists.
-_OPTIONAL_MODULES = ("snncomp.targets.bss2.passes",)
 _EXTRA_MODULES: list[str] = []
 
 
@@ -110,14 +108,12 @@ def add_pass_module(module: str) -> None:
 
 def registry() -> dict[str, type[Pass]]:
     """Every registered pass by name, alphabetical."""
-    for mod in (*_PASS_MODULES, *_EXTRA_MODULES):
+    from ..targets import every
+
+    # Targets contribute their passes through their plug-ins (snncomp.targets.Target.pass_modules).
+    target_modules = [m for target in every() for m in target.pass_modules]
+    for mod in dict.fromkeys((*_PASS_MODULES, *_EXTRA_MODULES, *target_modules)):
         importlib.import_module(mod)
-    for mod in _OPTIONAL_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and (mod == exc.name or mod.startswith(exc.name + "."))):
-                raise
     return dict(sorted(_REGISTRY.items()))
 
 

@@ -62,11 +62,12 @@ def graph_to_dot(g: nx.MultiDiGraph) -> str:
         recurrent = u == v or sccs[u] == sccs[v]
         style = ', style=dashed, color="#c0392b", fontcolor="#c0392b"' if recurrent else ""
         lines.append(f'  "{_dot_escape(u)}" -> "{_dot_escape(v)}" [label="{_dot_escape(label)}"{style}];')
-    if "hardware_config" in g.graph["ann"]:
-        # The chip picture (placement per hemisphere and bus) as a cluster next to the network.
-        from ..targets.bss2.report import placement_dot_lines
+    # A target may draw its own annotations (e.g. the chip's placement) next to the network.
+    from ..targets import loaded
 
-        lines += placement_dot_lines(g.graph["ann"]["hardware_config"])
+    for target in loaded():
+        if target.dot_lines is not None:
+            lines += target.dot_lines(g)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

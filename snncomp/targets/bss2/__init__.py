@@ -1,6 +1,7 @@
 """BrainScaleS-2 target: chip model, lowering passes, ``HardwareConfig``, checks and reports.
 
-Importing this package registers the ``bss2`` pipeline (``snncomp.pipeline("bss2")``); the passes
+The targets ``bss2`` and ``bss2-mock`` are plug-ins (:mod:`._plugin`, listed in
+:mod:`snncomp.targets`): their pipeline, annotation checks, pictures, report and commands; the passes
 live in :mod:`snncomp.targets.bss2.passes` and join the pass registry on first lookup. Heavier names
 load lazily, among them the chip emulator (:mod:`snncomp.targets.bss2.mock`: ``compile_mock``,
 ``MockConfig``, ``MockExecutable``).
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...passes import register_pipeline
+from .. import register as _register
+from ._plugin import CHIP, MOCK, PIPELINE
 
-PIPELINE = (
-    "verify,infer-shapes,canonicalize,analyze-structure,map-parameters,split-sign,quantize,place,route,verify-config"
-)
-register_pipeline("bss2", PIPELINE)
+# Whoever imports the bss2 passes gets the targets loaded too, so that the annotations those passes
+# write are checked and drawn by this package's hooks (snncomp.targets.loaded()).
+_register(CHIP)
+_register(MOCK)
 
 _LAZY = {
     "ChipSpec": ("chip", "ChipSpec"),

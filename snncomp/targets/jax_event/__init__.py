@@ -11,12 +11,15 @@ recurrence and multi-spike neurons), over fixed-size spike buffers.
 Modules: ``_dynamics`` (closed-form evolution), ``_solver`` (next-spike
 solvers), ``_events`` (buffers, projections, merged deliveries), ``_layer`` and
 ``_queue`` (the two schedules), ``_trace`` (traces on a time grid),
-``_program`` (lowering and the program).
+``_program`` (lowering and the program), ``_executable`` (``JaxExecutable``, the
+runtime contract's implementation, and ``compile_jax``), ``_plugin`` (the target's
+entry in :mod:`snncomp.targets`).
 """
 
 from ._adjoint import AbstractAdjoint, AutodiffAdjoint, EventPropAdjoint, get_adjoint, replay
 from ._dynamics import NeuronParams, free_coefficients, free_evolve
 from ._events import EdgeSpec, Incoming, SpikeBuffer
+from ._executable import JaxExecutable, compile_jax
 from ._layer import LayerParallelStage, first_spikes
 from ._program import EventProgram, ProgramOutput, initial_params, lower
 from ._queue import EventQueueStage
@@ -41,6 +44,7 @@ __all__ = [
     "EventPropAdjoint",
     "EventQueueStage",
     "Incoming",
+    "JaxExecutable",
     "LambertSolver",
     "LayerParallelStage",
     "NeuronParams",
@@ -50,6 +54,7 @@ __all__ = [
     "QuadraticSolver",
     "SpikeBuffer",
     "choose_solver",
+    "compile_jax",
     "first_spikes",
     "free_coefficients",
     "free_evolve",

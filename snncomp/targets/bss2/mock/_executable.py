@@ -60,7 +60,7 @@ from ...jax_event import initial_params  # the params layout both targets share
 from ..config import HardwareConfig
 from ..report import resource_report
 from ._arrays import ReadoutLayout, bucket, mock_arrays
-from ._calibrate import GainCalibration, circuits_of
+from ._calibration_data import GainCalibration, circuits_of
 from ._config import MockConfig
 from ._engine import COUNTERS, BatchResult, EngineOptions, MockArrays, run_batch
 from ._layered import LayeredPlan, layered_plan, run_layered

@@ -1,0 +1,351 @@
+"""``JaxExecutable``: a network compiled for the event-driven JAX simulator, and ``compile_jax``.
+
+The executable implements the runtime's contract (:class:`snncomp.runtime.Executable`): ``params``,
+``run``/``apply`` (``vmap`` over the batch, one ``jit`` trace per input shape), ``report``; it uses
+the runtime's shared input, parameter and overflow checks.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from ...errors import BufferGrowthWarning, BufferOverflowError, InputError, TargetError
+from ...ir import Network
+from ...runtime import (
+    Executable,
+    Populations,
+    Recording,
+    Report,
+    Spikes,
+    Trace,
+    _is_tracer,
+    check_compile_options,
+    check_inputs,
+    check_params,
+    check_run_options,
+    check_t_max,
+    population_problem,
+    raise_input_error,
+    warn_if_inputs_beyond_window,
+)
+
+__all__ = ["JaxExecutable", "compile_jax"]
+
+
+class JaxExecutable(Executable):
+    """A network compiled for the event-driven JAX simulator (``snncomp.compile(net, target="jax")``)."""
+
+    target = "jax"
+
+    def __init__(self, program: Any, params: dict, result: Any, options: dict[str, Any], seconds: float):
+        self._program = program
+        self._params = params
+        self._result = result
+        self._options = options
+        self._seconds = seconds
+        self._n_traces = 0
+        # Host-side copies of the program's static facts: run() reads them on every call, and
+        # attribute access on equinox modules is comparatively slow.
+        self._dtype = np.dtype(program.dtype)
+        self._t_max = program.t_max
+        self._inputs = tuple(program.inputs)
+        self._name = program.name
+        self._plans = program.plans()
+        self._removed: dict[str, str] = dict(result.annotations.get("removed", {}))
+        self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
+        self._source: Network | None = None  # the network as given to compile: rebuilt when buffers grow
+        self._auto = self._auto_sized(result)
+
+    @staticmethod
+    def _auto_sized(result: Any) -> dict[str, int]:
+        """Spikes per neuron of every automatically sized buffer (``schedule`` marks them ``buffer_auto``)."""
+        out = {}
+        for name, data in result.graph.nodes(data=True):
+            ann = data.get("ann", {})
+            if ann.get("buffer_auto"):
+                out[name] = int(ann["buffer"]) // data["ir"].size
+        return out
+
+    @property
+    def auto_buffers(self) -> dict[str, int]:
+        """Populations whose spike buffer was sized automatically, with its spikes per neuron."""
+        return dict(self._auto)
+
+    def grow_buffers(self, populations: Sequence[str] | None = None, factor: int = 4) -> dict[str, int]:
+        """Rebuild the program with ``factor`` times the room in the automatically sized buffers.
+
+        Returns the new spikes per neuron (every auto-sized buffer shares one bound). Parameters are
+        kept; programs traced before (e.g. a jitted training step) must be traced again.
+        """
+        if not self._auto:
+            raise TargetError("grow_buffers: this executable has no automatically sized buffer")
+        per = max(self._auto.values()) * factor
+        if per > _MAX_AUTO_SPIKES:
+            raise BufferOverflowError(
+                f"population(s) {', '.join(populations or self._auto)} overflowed automatically sized buffers "
+                f"of {max(self._auto.values())} spikes per neuron, the most snncomp grows them to; bound them "
+                "with max_spikes, or pass spikes_per_neuron=N explicitly"
+            )
+        options = {k: v for k, v in self._options.items() if k in _JAX_OPTIONS}
+        grown = compile_jax(self._source or self._result.network, **options, _auto_spikes_per_neuron=per)
+        self._program, self._result, self._plans = grown._program, grown._result, grown._plans
+        self._auto = grown._auto
+        self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
+        return dict(self._auto)
+
+    def _overflowed_auto(self, rec: Recording) -> list[str]:
+        """Auto-sized populations that overflowed in ``rec`` (concrete values only)."""
+        out = []
+        for name in self._auto:
+            flag = rec.overflow.get(name) if name in rec.overflow else None
+            if flag is not None and not _is_tracer(flag) and bool(np.any(np.asarray(flag))):
+                out.append(name)
+        return out
+
+    # -- properties -----------------------------------------------------------
+    @property
+    def params(self) -> dict[str, dict[str, Array]]:
+        return self._params
+
+    @property
+    def lowered(self) -> Any:
+        return self._program
+
+    @property
+    def network(self) -> Network:
+        """The compiled (canonicalized) network; its ``edge_keys()`` key ``params``."""
+        return self._result.network
+
+    @property
+    def n_traces(self) -> int:
+        """How often the run function was traced by ``jit`` (one per distinct input shape)."""
+        return self._n_traces
+
+    # -- running --------------------------------------------------------------
+    def _batched(
+        self,
+        params: dict,
+        times: dict,
+        neurons: dict,
+        t_max: Array,
+        grid: Any,
+        trace_populations: tuple,
+        inputs_sorted: bool,
+        batch_shape: tuple[int, ...],
+    ) -> tuple[Recording, Array]:
+        self._n_traces += 1
+
+        def one(ts: dict, ns: dict) -> Any:
+            inputs = {k: (ts[k], ns[k]) for k in ts}
+            return self._program(params, inputs, t_max, grid, trace_populations, inputs_sorted)
+
+        out = jax.vmap(one)(times, neurons)
+
+        def shaped(x: Array) -> Array:
+            return jnp.reshape(x, batch_shape + x.shape[1:])
+
+        removed = self._removed
+        spikes = Populations(
+            {k: Spikes(times=shaped(b.times), neurons=shaped(b.neurons)) for k, b in out.spikes.items()}, removed
+        )
+        overflow = Populations({k: shaped(b.overflow) for k, b in out.spikes.items()}, removed)
+        traces = Populations({}, removed)
+        if out.traces is not None:
+            traces.update({k: Trace(times=grid, v=shaped(v), i=shaped(i)) for k, (v, i) in out.traces.items()})
+        rec = Recording(spikes=spikes, overflow=overflow, traces=traces, t_max=t_max)
+        return rec, jnp.sum(out.input_error)
+
+    def run(
+        self,
+        inputs: Mapping[str, Spikes],
+        params: Any = None,
+        *,
+        t_max: float | None = None,
+        on_overflow: Literal["flag", "raise"] = "flag",
+        trace_times: Any = None,
+        trace_populations: Sequence[str] | None = None,
+    ) -> Recording:
+        """Simulate ``inputs`` over ``[0, t_max)``; ``vmap``-ed over the batch, one ``jit`` trace per input shape.
+
+        ``params`` defaults to :attr:`params` (same structure). ``t_max``
+        overrides the compile-time window (no retracing). ``on_overflow="raise"``
+        raises :class:`BufferOverflowError` when a buffer was too small.
+        ``trace_times`` (``[G]`` times) records ``v`` and ``I`` of
+        ``trace_populations`` (default: every non-input population) at those times.
+        """
+        dtype = self._dtype
+        check_run_options(on_overflow, dtype)
+        t_max_val = check_t_max(t_max, self._t_max)
+        params = check_params(params, self._params, dtype)
+        times, neurons, batch_shape, is_sorted = check_inputs(inputs, self._inputs, self._name, dtype)
+        if is_sorted:
+            warn_if_inputs_beyond_window(times, neurons, t_max_val)
+        grid, pops = self._check_trace(trace_times, trace_populations, dtype)
+        t_arg = t_max_val if _is_tracer(t_max_val) else np.asarray(t_max_val, dtype)
+        rec, n_bad = self._jitted(
+            params,
+            times,
+            neurons,
+            t_arg,
+            grid,
+            trace_populations=pops,
+            inputs_sorted=is_sorted,
+            batch_shape=batch_shape,
+        )
+        # Inputs validated on the host cannot be bad; traced ones are checked by the program (a flag).
+        if not is_sorted:
+            raise_input_error(n_bad)
+        # An automatically sized buffer that overflowed in a concrete run: grow it and run again, so that
+        # the result is complete (under jit/grad the flag stays, and fit grows between steps).
+        grew: list[str] = []
+        before = max(self._auto.values()) if self._auto else 0
+        while self._auto and (over := self._overflowed_auto(rec)):
+            grew += [p for p in over if p not in grew]
+            self.grow_buffers(over)
+            rec, n_bad = self._jitted(
+                params,
+                times,
+                neurons,
+                t_arg,
+                grid,
+                trace_populations=pops,
+                inputs_sorted=is_sorted,
+                batch_shape=batch_shape,
+            )
+        if grew:
+            after = max(self._auto.values())
+            warnings.warn(
+                f"population(s) {', '.join(grew)}: the automatically sized spike buffer of {before} spikes per "
+                f"neuron overflowed; grown to {after} and run again (compile with spikes_per_neuron={after}, or "
+                "set max_spikes, to size it yourself and skip the recompilation)",
+                BufferGrowthWarning,
+                stacklevel=2,
+            )
+        if on_overflow == "raise":
+            self._raise_overflow(rec)
+        return rec
+
+    def _check_trace(self, trace_times: Any, pops: Sequence[str] | None, dtype: np.dtype) -> tuple[Any, tuple]:
+        plans = self._plans
+        if trace_times is None:
+            if pops:
+                raise InputError("trace_populations needs trace_times (the time grid to sample on)")
+            return None, ()
+        if pops is None:
+            pops = tuple(plans)
+        pops = tuple(pops)
+        for p in pops:
+            if p in self._removed:
+                raise InputError(f"trace_populations: {population_problem(p, self._removed, list(plans))}")
+            if p not in plans:
+                raise InputError(f"trace_populations: '{p}' is not a non-input population; choose from {list(plans)}")
+        grid = jnp.asarray(trace_times, dtype)
+        if grid.ndim != 1:
+            raise InputError(f"trace_times must be a 1-D array of times, got shape {list(grid.shape)}")
+        if not _is_tracer(trace_times):
+            # The host value, not ``grid``: inside ``jit`` even a constant grid is traced.
+            g = np.asarray(trace_times, dtype)
+            if not np.all(np.isfinite(g)) or np.any(g < 0):
+                raise InputError("trace_times must be finite and >= 0")
+        return grid, pops
+
+    def _raise_overflow(self, rec: Recording) -> None:
+        plans = self._plans
+        for name, flag in rec.overflow.items():
+            if _is_tracer(flag):
+                return
+            f = np.asarray(flag)
+            if f.any():
+                plan = plans[name]
+                samples = np.argwhere(f.reshape(-1)).reshape(-1)
+                shown = ", ".join(map(str, samples[:5])) + (", ..." if samples.size > 5 else "")
+                per = plan.buffer // plan.size
+                raise BufferOverflowError(
+                    f"population '{name}' emitted more spikes than its buffer of {plan.buffer} "
+                    f"({plan.size} neurons x {per} spikes) in {samples.size} of {f.size} sample(s) "
+                    f"(flat sample index {shown}); enlarge it with snncomp.compile(..., spikes_per_neuron=N) "
+                    f"with N > {per}, or bound the population with max_spikes"
+                )
+
+    # -- reporting ------------------------------------------------------------
+    def report(self) -> Report:
+        program = self._program
+        schedule = self._result.annotations["schedule"]
+        net = self._result.network
+        stages = [(s.index, s.strategy, s.describe()) for s in program.stages]
+        n_neurons = sum(n.size for n in net.nodes if n.kind != "input")
+        n_syn = sum(e.n_synapses for e in net.edges)
+        resources = {
+            "populations": sum(1 for n in net.nodes if n.kind != "input"),
+            "neurons": n_neurons,
+            "inputs": sum(n.size for n in net.nodes if n.kind == "input"),
+            "projections": len(net.edges),
+            "synapses": n_syn,
+            "trainable_weights": sum(int(np.prod(w.shape)) for w in self._params["weight"].values()),
+            "buffer_slots_per_sample": sum(schedule.buffers.values()),
+        }
+        return Report(
+            target="jax",
+            network=net.name,
+            dtype=program.dtype,
+            t_max=program.t_max,
+            pipeline=self._options["pipeline"],
+            schedule=schedule.text(),
+            stages=stages,
+            buffers=dict(schedule.buffers),
+            resources=resources,
+            compile_seconds=self._seconds,
+            remarks=[str(r) for r in self._result.remarks],
+            removed=dict(self._removed),
+        )
+
+    def __repr__(self) -> str:
+        p = self._program
+        return f"JaxExecutable(network={p.name!r}, dtype={p.dtype}, t_max={p.t_max})"
+
+
+_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy", "adjoint")
+
+
+_MAX_AUTO_SPIKES = 4096  # spikes per neuron an automatically sized buffer may grow to
+
+
+def compile_jax(network: Network, _auto_spikes_per_neuron: int | None = None, **options: Any) -> JaxExecutable:
+    """Compile ``network`` for the jax target (``snncomp.compile(net, target="jax", ...)``; options there)."""
+    auto = _auto_spikes_per_neuron
+    unknown = sorted(set(options) - set(_JAX_OPTIONS))
+    if unknown:
+        raise TargetError(
+            f"target 'jax' has no option {', '.join(map(repr, unknown))}; valid options: {', '.join(_JAX_OPTIONS)}"
+        )
+    from ...passes import pipeline
+    from ._program import initial_params, lower
+
+    start = time.perf_counter()
+    t_max, dtype = check_compile_options(options)
+    strategy = options.get("strategy", "auto")
+    if strategy not in ("auto", "event-queue"):
+        raise TargetError(f"strategy must be 'auto' or 'event-queue', got {strategy!r}")
+    pass_options: dict[str, Any] = {"strategy": strategy}
+    if options.get("spikes_per_neuron") is not None:
+        pass_options["spikes_per_neuron"] = int(options["spikes_per_neuron"])
+    if auto is not None:
+        pass_options["auto_spikes_per_neuron"] = int(auto)
+    pipe = pipeline("jax", **pass_options)
+    result = pipe.run(network)
+    program = lower(result, dtype=dtype, t_max=t_max, adjoint=options.get("adjoint", "eventprop"))
+    params = initial_params(result.network, dtype)
+    seconds = time.perf_counter() - start
+    exe = JaxExecutable(program, params, result, {"pipeline": str(pipe), **options}, seconds)
+    exe._source = network
+    return exe
+
+
