@@ -86,7 +86,10 @@ def _take(tree: Any, idx: np.ndarray) -> Any:
 
 
 def batch_sharding() -> tuple[Any, Any] | None:
-    """(batch sharding, replicated sharding) over all local devices, or None with one device."""
+    """(batch sharding, replicated sharding) over all devices, or None with one device.
+
+    Under ``jax.distributed`` these are the devices of every process.
+    """
     devices = jax.devices()
     if len(devices) < 2:
         return None
@@ -97,7 +100,24 @@ def batch_sharding() -> tuple[Any, Any] | None:
 
 
 def _place(tree: Any, sharding: Any) -> Any:
-    return jax.device_put(tree, sharding) if sharding is not None else tree
+    if sharding is None:
+        return tree
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda x: _global_array(x, sharding), tree)
+
+
+def _global_array(x: Any, sharding: Any) -> jax.Array:
+    """A global array over several processes (``jax.distributed``) from the value every process holds.
+
+    Each process builds only its own shards from its copy. ``device_put`` would instead compare the
+    whole value across processes, and fails for float64 input (compared after the cast to float32).
+    """
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return jax.device_put(x, sharding)  # already global: reshard
+    x = np.asarray(x)
+    x = x.astype(jax.dtypes.canonicalize_dtype(x.dtype), copy=False)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
 # -- checkpoints (npz, no pickle) ----------------------------------------------------------------
