@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 Data = tuple[Any, Any]
-"""``(inputs, targets)``: inputs a PyTree (e.g. ``dict[str, Spikes]``) and targets an array, batch first."""
+"""``(inputs, targets)``: inputs a PyTree (e.g. ``dict[str, Spikes]``, every leaf ``[N, ...]``) and targets
+an array ``[N, ...]`` (or PyTree): samples on axis 0 of every leaf (see :func:`fit`)."""
 
 
 class Trainable(Protocol):
@@ -395,6 +396,13 @@ def fit(
     project: Callable[[Any], Any] | None = None,
 ) -> History:
     """Train ``exe.params`` to minimise ``loss(exe.apply(params, inputs), targets)``.
+
+    ``train_data`` (and ``eval_data``) is ``(inputs, targets)``: ``inputs`` a PyTree whose every leaf
+    has the samples on axis 0 -- for an executable ``{input_name: Spikes(times=[N, E], neurons=[N, E])}``
+    (``Spikes.from_lists`` pads ragged trains) -- and ``targets`` an array (or PyTree) with ``N`` on axis
+    0 (labels, target times). Each step takes ``batch_size`` samples along axis 0 of every leaf, in an
+    order drawn from ``seed``; a last partial batch is dropped. ``loss(recording, targets)`` and
+    ``accuracy(recording, targets)`` get the batch's recording and targets.
 
     ``optimizer`` defaults to ``optax.adam(1e-3)``. ``accuracy(recording, targets)`` (optional)
     returns the batch's accuracy. Each callback gets the epoch's record and the params; returning
