@@ -1,6 +1,6 @@
 """Two versions of snncomp side by side in one process: the event-queue networks' forward and gradient.
 
-Run: ``python bench/ab_versions.py BASE_TREE [rec|ms]`` where ``BASE_TREE`` is a checkout of an
+Run: ``python bench/ab_versions.py BASE_TREE [rec|ms|sim]`` where ``BASE_TREE`` is a checkout of an
 older version (``git worktree add /tmp/base <commit>``); this checkout is the other. Both packages
 are copied under a temporary folder with their absolute self-imports renamed, imported together, fed
 the same network, weights and batch, and timed alternately (``ROUNDS`` rounds of ``CALLS`` calls
@@ -10,7 +10,9 @@ each, environment variables), so a shared machine's load hits both alike. Prints
 Networks: ``rec``, jaxsnn's recurrent Yin-Yang size (5 -> 100 LIF with a dense 100x100 recurrent
 projection, delay 0 -> 3 LIF; tau_mem 10 ms, tau_syn 5 ms, one spike per neuron, 20 ms window,
 batch 64); ``ms``, a multi-spike recurrent network like ``bench/sim_throughput.py``'s (100 -> 200
-recurrent, 10 % sparse, 1 ms delay, 2 ms refractory -> 10; 50 ms; 500 input spikes; batch 64).
+recurrent, 10 % sparse, 1 ms delay, 2 ms refractory -> 10; 50 ms; 500 input spikes; batch 64); ``sim``,
+``bench/sim_throughput.py``'s recurrent network itself (same weights and input spikes; the loss reads the
+first spikes of 3 of its 10 outputs).
 """
 
 import os
@@ -61,7 +63,20 @@ def build(mod):
         t = np.stack([pts[:, 0], pts[:, 1], 1 - pts[:, 0], 1 - pts[:, 1], np.zeros(B)], 1) * 2 * TS
         n = np.tile(np.arange(5), (B, 1)).astype(np.int32)
         exe = mod.compile(net, t_max=TMAX)
-    else:  # multi-spike recurrent (bench/sim_throughput.py's network)
+    elif which == "sim":  # bench/sim_throughput.py's recurrent network, weights and inputs exactly
+        TMAX = 50e-3
+        net = mod.Network("sim")
+        x = net.input("x", 100)
+        h = net.lif("h", 200, tau_mem=20e-3, tau_syn=10e-3, t_refrac=2e-3)
+        o = net.lif("o", 10, tau_mem=20e-3, tau_syn=10e-3, t_refrac=2e-3, max_spikes=20)
+        net.connect(x, h, weight=rng.normal(0.15, 0.1, (100, 200)), mask=rng.random((100, 200)) < 0.5)
+        net.connect(h, h, weight=rng.normal(0.0, 0.15, (200, 200)), mask=rng.random((200, 200)) < 0.1, delay=1e-3)
+        net.connect(h, o, weight=rng.normal(0.1, 0.1, (200, 10)))
+        exe = mod.compile(net.build(), t_max=TMAX, spikes_per_neuron=10)
+        rng2 = np.random.default_rng(2)
+        t = rng2.uniform(0.0, TMAX, (B, 500))
+        n = rng2.integers(0, 100, (B, 500)).astype(np.int32)
+    else:  # multi-spike recurrent (like bench/sim_throughput.py's network)
         TMAX = 50e-3
         net = mod.Network("ms")
         x = net.input("x", 100)

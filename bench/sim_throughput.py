@@ -7,7 +7,11 @@ Measured, each after a warm-up call (compile time is reported separately):
 1. Yin-Yang-sized network, 5 -> 120 -> 3 single-spike LIF, batch 64 and 1024
    (layer-parallel schedule).
 2. A recurrent network, 100 -> 200 recurrent LIF -> 10 multi-spike LIF,
-   batch 64 (event-queue schedule).
+   batch 64 (event-queue schedule): the forward pass, its cost per event (an event is one
+   iteration of an event loop: an input delivery, a spike, or a recurrent delivery into the
+   recurrent stage; a delivery from it or a spike in the output stage), and a training step's
+   gradient, ``jax.jit(jax.value_and_grad(loss))`` through EventProp, the loss the mean squared
+   first output spike times (the optimizer is left out: it costs nothing next to this).
 3. jaxsnn 0.3.0's Yin-Yang example network (5 input channels each spiking 5
    times = 25 input spikes -> 100 -> 3, tau_mem 12 us, tau_syn 6 us,
    threshold 1, one spike per neuron) and the identical snncomp network, same
@@ -152,6 +156,32 @@ def _recurrent_net(seed: int = 0) -> Any:
     return net.build()
 
 
+def _recurrent_events(rec: Any, x: Any, t_max: float, delay: float) -> float:
+    """Mean event-loop iterations per sample of the recurrent network (inputs, spikes, deliveries)."""
+    rec_t = np.asarray(rec.spikes["rec"].times)
+    inputs = np.sum(np.asarray(x.neurons) >= 0, axis=-1)
+    spikes = np.sum(np.isfinite(rec_t), axis=-1)
+    internal = np.sum(rec_t + delay < t_max, axis=-1)
+    out = np.sum(np.isfinite(np.asarray(rec.spikes["out"].times)), axis=-1)
+    return float(np.mean(inputs + spikes + internal + spikes + out))
+
+
+def _time_grad(exe: Any, inputs: dict, repeat: int, t_max: float) -> tuple[float, float]:
+    """A training step's gradient: value_and_grad of the mean squared first output spike times."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss(params: Any) -> Any:
+        out = exe.apply(params, inputs).spikes["out"].to_first_spike_times(10)
+        return jnp.mean(jnp.where(jnp.isfinite(out), out, t_max) ** 2)
+
+    step = jax.jit(jax.value_and_grad(loss))
+    t0 = time.perf_counter()
+    jax.block_until_ready(step(exe.params))
+    first = time.perf_counter() - t0
+    return _median_time(lambda: jax.block_until_ready(step(exe.params)), repeat), first
+
+
 def _encode(features: np.ndarray, t_late: float, duplication: int = 1) -> Any:
     import snncomp
 
@@ -194,16 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     t = rng.uniform(0.0, 50e-3, (batch, 500))
     n = rng.integers(0, 100, (batch, 500))
     inputs = {"x": snncomp.Spikes.from_lists(list(t), list(n))}
-    sec, first = _time_run(exe, inputs, max(3, repeat // 5))
+    fwd_sec, first = _time_run(exe, inputs, max(3, repeat // 5))
     rec = exe.run(inputs)
-    rows.append((f"recurrent 100-200rec-10 (event-queue), batch {batch}", batch, sec, first))
+    rows.append((f"recurrent 100-200rec-10 (event-queue), batch {batch}", batch, fwd_sec, first))
     counts = {k: float(np.mean(np.asarray(v.count()))) for k, v in rec.spikes.items()}
     overflow = {k: float(np.mean(np.asarray(v))) for k, v in rec.overflow.items()}
+    events = _recurrent_events(rec, inputs["x"], t_max=50e-3, delay=1e-3)
+    grad_sec, grad_first = _time_grad(exe, inputs, max(3, repeat // 5), t_max=50e-3)
+    rows.append((f"recurrent 100-200rec-10, value_and_grad (EventProp), batch {batch}", batch, grad_sec, grad_first))
 
     print(f"\n{'network':58s} {'ms/batch':>9s} {'samples/s':>11s} {'1st call s':>10s}")
     for name, b, sec, first in rows:
         print(f"{name:58s} {sec * 1e3:9.3f} {b / sec:11.0f} {first:10.2f}")
     print(f"recurrent: mean spikes per sample {counts}, overflow fraction {overflow}")
+    print(
+        f"recurrent: {events:.0f} events per sample (both stages); forward {fwd_sec / (batch * events) * 1e9:.0f} ns, "
+        f"value_and_grad {grad_sec / (batch * events) * 1e9:.0f} ns per event and sample"
+    )
 
     # ------------------------------------------------------------------ jaxsnn comparison
     batch = 64

@@ -271,87 +271,108 @@ def _queue_backward(
     row_mask = jnp.asarray(np.concatenate(masks))
     zero_row = r
 
-    # Event list: (time, kind, row, neuron, tg index, edge id, current). TG holds dL/dt per spike of this
-    # stage (seeded with the output cotangents) followed by dL/ds per external delivery.
-    # Blocks are kept per kind and concatenated in kind order: a stable sort by reversed time then
-    # orders equal times by kind, as the forward's order requires (see below).
-    by_kind: dict[int, list[dict[str, Array]]] = {k: [] for k in (_INTERNAL, _EXTERNAL, _RELEASE, _SPIKE)}
-
-    def add(t: Array, kind: int, row: Array, neuron: Array, tg: Array, edge: int, cur: Array) -> None:
-        size = t.shape[0]
-        by_kind[kind].append(
-            {
-                "t": t,
-                "kind": jnp.full((size,), kind, jnp.int32),
-                "row": row.astype(jnp.int32),
-                "nrn": neuron.astype(jnp.int32),
-                "tg": tg.astype(jnp.int32),
-                "edge": jnp.full((size,), edge, jnp.int32),
-                "cur": cur.astype(dtype),
-            }
-        )
-
+    internal = [e for e in stage.internal if e.source in out]
     ext_off: dict[str, int] = {}
     tg_size = n_spikes
     for e in stage.external:
-        src = buffers[e.source]
-        s = src.times.astype(dtype) + sub["delay"][e.key].astype(dtype)
-        ok = (src.neurons >= 0) & (s < t_max)
-        size = s.shape[0]
         ext_off[e.key] = tg_size
-        add(
-            jnp.where(ok, s, -jnp.inf),
-            _EXTERNAL,
-            jnp.where(ok, base[e.key] + src.neurons, zero_row),
-            jnp.zeros((size,)),
-            tg_size + jnp.arange(size),
-            edge_id[e.key],
-            jnp.zeros((size,)),
-        )
-        tg_size += size
-    for e in stage.internal:
-        if e.source not in out:
-            continue
-        src = out[e.source]
-        s = src.times + sub["delay"][e.key].astype(dtype)
-        ok = (src.neurons >= 0) & (s < t_max)
-        size = s.shape[0]
-        add(
-            jnp.where(ok, s, -jnp.inf),
-            _INTERNAL,
-            jnp.where(ok, base[e.key] + src.neurons, zero_row),
-            jnp.zeros((size,)),
-            spike_off[e.source] + jnp.arange(size),
-            edge_id[e.key],
-            jnp.zeros((size,)),
-        )
-    t_ref_all = jnp.broadcast_to(nrn.t_refrac, (n,))
-    for p in spiking:
-        buf = out[p.name]
-        ok = buf.neurons >= 0
-        size = buf.times.shape[0]
-        glob = jnp.where(ok, stage.offsets[p.name] + buf.neurons, 0)
-        tg = spike_off[p.name] + jnp.arange(size)
-        add(jnp.where(ok, buf.times, -jnp.inf), _SPIKE, jnp.full((size,), zero_row), glob, tg, 0, buf.current)
-        if nrn.has_refrac:
-            rel = buf.times + t_ref_all[glob]
-            rel_ok = ok & (t_ref_all[glob] > 0) & (rel < t_max)
-            add(
-                jnp.where(rel_ok, rel, -jnp.inf), _RELEASE, jnp.full((size,), zero_row), glob, tg, 0, jnp.zeros((size,))
-            )
-    blocks_in_order = [b for k in sorted(by_kind) for b in by_kind[k]]
-    cat = {k: jnp.concatenate([b[k] for b in blocks_in_order]) for k in blocks_in_order[0]}
-    # Reverse time; at equal times undo the forward order (deliveries caused by a spike come after
-    # it): the stable sort keeps the kind order of the concatenation among equal times.
-    keys = lax.stop_gradient(-cat["t"])
-    # The bitonic network wins for short lists; its n log^2 n steps lose to XLA's sort for long ones.
-    order = sort_permutation(keys) if keys.shape[-1] <= 1024 else jnp.argsort(keys, axis=-1, stable=True)
-    cat = {k: jnp.take_along_axis(v, order, axis=-1) for k, v in cat.items()}
-
+        tg_size += buffers[e.source].times.shape[0]
     tg0 = jnp.zeros((tg_size,), dtype)
     for p in spiking:
         k0 = spike_off[p.name]
         tg0 = tg0.at[k0 : k0 + ct[p.name].shape[0]].set(ct[p.name].astype(dtype))
+    t_ref_all = jnp.broadcast_to(nrn.t_refrac, (n,))
+
+    def event_list(merge: bool) -> dict[str, Array]:
+        """Every event in reverse time order: (time, kind, row, neuron, tg index, edge id, current).
+
+        TG holds dL/dt per spike of this stage (seeded with the output cotangents) followed by dL/ds per
+        external delivery. With ``merge`` (every internal delay is 0) a spike carries its own deliveries
+        (in ``row`` and ``irow``, one per internal projection) instead of one event each: half the steps.
+        """
+        # Blocks are kept per kind and concatenated in kind order: a stable sort by reversed time then
+        # orders equal times by kind, as the forward's order requires (see below).
+        by_kind: dict[int, list[dict[str, Array]]] = {k: [] for k in (_INTERNAL, _EXTERNAL, _RELEASE, _SPIKE)}
+        m = len(internal) if merge else 0
+        extra = max(m - 1, 0)
+
+        def add(
+            t: Array, kind: int, row: Array, neuron: Array, tg: Array, edge: int, cur: Array, irow: Array | None = None
+        ) -> None:
+            size = t.shape[0]
+            by_kind[kind].append(
+                {
+                    "t": t,
+                    "kind": jnp.full((size,), kind, jnp.int32),
+                    "row": row.astype(jnp.int32),
+                    "nrn": neuron.astype(jnp.int32),
+                    "tg": tg.astype(jnp.int32),
+                    "edge": jnp.full((size,), edge, jnp.int32),
+                    "cur": cur.astype(dtype),
+                    "irow": jnp.full((size, extra), zero_row, jnp.int32) if irow is None else irow.astype(jnp.int32),
+                }
+            )
+
+        for e in stage.external:
+            src = buffers[e.source]
+            s = src.times.astype(dtype) + sub["delay"][e.key].astype(dtype)
+            ok = (src.neurons >= 0) & (s < t_max)
+            size = s.shape[0]
+            add(
+                jnp.where(ok, s, -jnp.inf),
+                _EXTERNAL,
+                jnp.where(ok, base[e.key] + src.neurons, zero_row),
+                jnp.zeros((size,)),
+                ext_off[e.key] + jnp.arange(size),
+                edge_id[e.key],
+                jnp.zeros((size,)),
+            )
+        for e in [] if merge else internal:
+            src = out[e.source]
+            s = src.times + sub["delay"][e.key].astype(dtype)
+            ok = (src.neurons >= 0) & (s < t_max)
+            size = s.shape[0]
+            add(
+                jnp.where(ok, s, -jnp.inf),
+                _INTERNAL,
+                jnp.where(ok, base[e.key] + src.neurons, zero_row),
+                jnp.zeros((size,)),
+                spike_off[e.source] + jnp.arange(size),
+                edge_id[e.key],
+                jnp.zeros((size,)),
+            )
+        for p in spiking:
+            buf = out[p.name]
+            ok = buf.neurons >= 0
+            size = buf.times.shape[0]
+            glob = jnp.where(ok, stage.offsets[p.name] + buf.neurons, 0)
+            tg = spike_off[p.name] + jnp.arange(size)
+            # A merged spike's first delivery takes the spike's own (otherwise unused) row slot.
+            rows = [jnp.where(ok & (e.source == p.name), base[e.key] + buf.neurons, zero_row) for e in internal[:m]]
+            row = rows[0] if rows else jnp.full((size,), zero_row)
+            edge = edge_id[internal[0].key] if rows else 0
+            irow = jnp.stack(rows[1:], axis=1) if len(rows) > 1 else None
+            add(jnp.where(ok, buf.times, -jnp.inf), _SPIKE, row, glob, tg, edge, buf.current, irow)
+            if nrn.has_refrac:
+                rel = buf.times + t_ref_all[glob]
+                rel_ok = ok & (t_ref_all[glob] > 0) & (rel < t_max)
+                add(
+                    jnp.where(rel_ok, rel, -jnp.inf),
+                    _RELEASE,
+                    jnp.full((size,), zero_row),
+                    glob,
+                    tg,
+                    0,
+                    jnp.zeros((size,)),
+                )
+        blocks_in_order = [b for k in sorted(by_kind) for b in by_kind[k]]
+        cat = {k: jnp.concatenate([b[k] for b in blocks_in_order]) for k in blocks_in_order[0]}
+        # Reverse time; at equal times undo the forward order (deliveries caused by a spike come after
+        # it): the stable sort keeps the kind order of the concatenation among equal times.
+        keys = lax.stop_gradient(-cat["t"])
+        # The bitonic network wins for short lists; its n log^2 n steps lose to XLA's sort for long ones.
+        order = sort_permutation(keys) if keys.shape[-1] <= 1024 else jnp.argsort(keys, axis=-1, stable=True)
+        return {k: v[order] for k, v in cat.items()}
 
     # Which neurons are clamped at t_max (a spike whose refractory period outlasts the window).
     clamped0 = jnp.zeros((n,), bool)
@@ -368,102 +389,127 @@ def _queue_backward(
     theta = jnp.broadcast_to(nrn.theta, (n,))
     u_reset = jnp.broadcast_to(nrn.u_reset, (n,))
     zeros = jnp.zeros((n,), dtype)
-    carry0 = dict(
-        t=jnp.asarray(t_max, dtype),
-        lam_u=zeros,
-        lam_i=zeros,
-        clamped=clamped0,
-        pend_on=jnp.zeros((n,), bool),
-        pend_lam=zeros,
-        pend_i=zeros,
-        pend_r=zeros,
-        tg=tg0,
-    )
     iota_n = jnp.arange(n)
-    # dL/dw of each delivery is a row of lambda_I. Few events per weight row (single-spike stages):
-    # emit the rows as scan outputs and sum them by row once afterwards. Many (multi-spike): the
-    # outputs would be [events, n] per sample, so accumulate into a carried [rows, n] matrix instead.
-    n_events = int(cat["t"].shape[-1])
-    rows_as_outputs = n_events <= 2 * int(w_stack.shape[0])
-    if not rows_as_outputs:
-        carry0["dw"] = jnp.zeros_like(w_stack)
 
-    # Per-neuron updates are one-hot selects over the n neurons (a scatter per carried array is slow on
-    # CPU under vmap); the per-event gradients (tg) stay scatters: that vector is as long as the event list.
-    def step(c: dict, x: dict) -> tuple[dict, tuple[Array, Array]]:
-        valid = jnp.isfinite(x["t"])
-        t_ev = jnp.where(valid, x["t"], c["t"])
-        alpha, beta, gamma = free_coefficients(c["t"] - t_ev, nrn)
-        free = ~c["clamped"]
-        lam_u = jnp.where(free, alpha * c["lam_u"], 0.0)
-        lam_i = gamma * c["lam_i"] + jnp.where(free, beta * c["lam_u"], 0.0)
-        kind = x["kind"]
-        is_del = valid & (kind <= _EXTERNAL)
-        is_rel = valid & (kind == _RELEASE)
-        is_spk = valid & (kind == _SPIKE)
-
-        # Delivery: dL/dw = lambda_I, dL/ds from the jump of the vector field.
-        w = w_stack[x["row"]]
-        ds = jnp.sum(w * jnp.where(free, -(lam_u / tau_m - lam_i / tau_s), lam_i / tau_s))
-        ds = jnp.where(is_del, ds, 0.0)
-        dw_row = jnp.where(is_del, lam_i * row_mask[x["row"]], 0.0)
-        tg = c["tg"].at[x["tg"]].add(ds)
-        # Only neurons between a spike and an in-window release collect I(r) (pend_r is set there);
-        # without a refractory period there is no release, and nothing to collect.
-        pend_i = c["pend_i"]
+    def sweep(merge: bool) -> tuple[Array, Array, Array]:
+        """The backward scan over ``event_list(merge)``: (dL/dw rows, dL/d delay per edge, TG)."""
+        cat = event_list(merge)
+        carry0 = dict(
+            t=jnp.asarray(t_max, dtype),
+            lam_u=zeros,
+            lam_i=zeros,
+            tg=tg0,
+        )
+        # Without a refractory period nothing is ever clamped or released: no bookkeeping for it.
         if nrn.has_refrac:
-            collect = is_del & c["pend_on"]
-            pend_i = pend_i + jnp.where(
-                collect, w * jnp.exp(-(jnp.where(collect, c["pend_r"], t_ev) - t_ev) / tau_s), 0.0
-            )
+            carry0.update(clamped=clamped0, pend_on=jnp.zeros((n,), bool), pend_lam=zeros, pend_i=zeros, pend_r=zeros)
+        # dL/dw of each delivery is a row of lambda_I. Few events per weight row (single-spike stages):
+        # emit the rows as scan outputs and sum them by row once afterwards. Many (multi-spike): the
+        # outputs would be [events, n] per sample, so accumulate into a carried [rows, n] matrix instead.
+        n_events = int(cat["t"].shape[-1]) * (1 + cat["irow"].shape[-1])
+        rows_as_outputs = n_events <= 2 * int(w_stack.shape[0])
+        if not rows_as_outputs:
+            carry0["dw"] = jnp.zeros_like(w_stack)
 
-        j = x["nrn"]
-        hot = iota_n == j
-        # Release: remember lambda_v(r+) and start collecting I(r); v is clamped below r.
-        rel = hot & is_rel
-        pend_lam = jnp.where(rel, lam_u, c["pend_lam"])
-        pend_i = jnp.where(rel, 0.0, pend_i)
-        pend_r = jnp.where(rel, t_ev, c["pend_r"])
-        pend_on = c["pend_on"] | rel
-        clamped = c["clamped"] | rel
-        lam_u = jnp.where(rel, 0.0, lam_u)
+        # Per-neuron updates are one-hot selects over the n neurons (a scatter per carried array is slow
+        # on CPU under vmap); the per-event gradients (tg) stay scatters: that vector is as long as the
+        # event list.
+        def step(c: dict, x: dict) -> tuple[dict, tuple[Array, Array]]:
+            valid = jnp.isfinite(x["t"])
+            t_ev = jnp.where(valid, x["t"], c["t"])
+            alpha, beta, gamma = free_coefficients(c["t"] - t_ev, nrn)
+            if nrn.has_refrac:
+                free = ~c["clamped"]
+                lam_u = jnp.where(free, alpha * c["lam_u"], 0.0)
+                lam_i = gamma * c["lam_i"] + jnp.where(free, beta * c["lam_u"], 0.0)
+            else:
+                lam_u = alpha * c["lam_u"]
+                lam_i = gamma * c["lam_i"] + beta * c["lam_u"]
+            kind = x["kind"]
+            is_rel = valid & (kind == _RELEASE)
+            is_spk = valid & (kind == _SPIKE)
 
-        # Spike: lambda_v jumps by the implicit-function rule; the release adds -lambda_v(r+) du/dt(r+).
-        cur = x["cur"]
-        t_ref = t_ref_all[j]
-        i_release = cur * jnp.exp(-t_ref / tau_s[j]) + pend_i[j]
-        g = tg[x["tg"]] + jnp.where(pend_on[j], -pend_lam[j] * (i_release - u_reset[j]) / tau_m[j], 0.0)
-        slope_minus = _guarded_slope((cur - theta[j]) / tau_m[j], theta[j] / tau_m[j])
-        slope_plus = jnp.where(t_ref > 0, 0.0, (cur - u_reset[j]) / tau_m[j])
-        new_lam = (lam_u[j] * slope_plus - g) / jnp.where(is_spk, slope_minus, 1.0)
-        spk = hot & is_spk
-        lam_u = jnp.where(spk, new_lam, lam_u)
-        clamped = clamped & ~spk
-        pend_lam = jnp.where(spk, 0.0, pend_lam)
-        pend_on = pend_on & ~spk
-        tg = tg.at[x["tg"]].set(jnp.where(is_spk, g, tg[x["tg"]]))
-        out = dict(
-            t=t_ev,
-            lam_u=lam_u,
-            lam_i=lam_i,
-            clamped=clamped,
-            pend_on=pend_on,
-            pend_lam=pend_lam,
-            pend_i=pend_i,
-            pend_r=pend_r,
-            tg=tg,
+            # Delivery: dL/dw = lambda_I, dL/ds from the jump of the vector field. A merged spike's own
+            # deliveries happen right after it, so they are undone first, from the same adjoint state.
+            rows = jnp.concatenate([x["row"][None], x["irow"]])
+            # Padding and releases have the zero row; a spike's row is its merged delivery (if any).
+            live = jnp.concatenate([valid[None], jnp.broadcast_to(is_spk, x["irow"].shape)])
+            w = w_stack[rows]
+            field = -(lam_u / tau_m - lam_i / tau_s)
+            if nrn.has_refrac:
+                field = jnp.where(free, field, lam_i / tau_s)
+            ds = jnp.where(live, w @ field, 0.0)
+            dw_rows = jnp.where(live[:, None], lam_i * row_mask[rows], 0.0)
+            # dL/ds lands in this event's TG entry; a spike's entry becomes g below (one write per step).
+            tg_here = c["tg"][x["tg"]] + jnp.sum(ds)
+            j = x["nrn"]
+            hot = iota_n == j
+            cur = x["cur"]
+            t_ref = t_ref_all[j]
+            new = dict(t=t_ev, lam_u=lam_u, lam_i=lam_i)
+            g = tg_here
+            if nrn.has_refrac:
+                # Only neurons between a spike and an in-window release collect I(r) (pend_r is set there).
+                decay = jnp.exp(-(jnp.where(c["pend_on"], c["pend_r"], t_ev) - t_ev) / tau_s)
+                landed = jnp.sum(jnp.where(live[:, None], w, 0.0), axis=0)
+                pend_i = c["pend_i"] + jnp.where(c["pend_on"], landed * decay, 0.0)
+                # Release: remember lambda_v(r+) and start collecting I(r); v is clamped below r.
+                rel = hot & is_rel
+                pend_lam = jnp.where(rel, lam_u, c["pend_lam"])
+                pend_i = jnp.where(rel, 0.0, pend_i)
+                pend_r = jnp.where(rel, t_ev, c["pend_r"])
+                pend_on = c["pend_on"] | rel
+                clamped = c["clamped"] | rel
+                lam_u = jnp.where(rel, 0.0, lam_u)
+                # At the spike the release adds -lambda_v(r+) du/dt(r+).
+                i_release = cur * jnp.exp(-t_ref / tau_s[j]) + pend_i[j]
+                g = g + jnp.where(pend_on[j], -pend_lam[j] * (i_release - u_reset[j]) / tau_m[j], 0.0)
+                spk = hot & is_spk
+                new.update(
+                    clamped=clamped & ~spk,
+                    pend_on=pend_on & ~spk,
+                    pend_lam=jnp.where(spk, 0.0, pend_lam),
+                    pend_i=pend_i,
+                    pend_r=pend_r,
+                )
+
+            # Spike: lambda_v jumps by the implicit-function rule.
+            slope_minus = _guarded_slope((cur - theta[j]) / tau_m[j], theta[j] / tau_m[j])
+            slope_plus = jnp.where(t_ref > 0, 0.0, (cur - u_reset[j]) / tau_m[j])
+            new_lam = (lam_u[j] * slope_plus - g) / jnp.where(is_spk, slope_minus, 1.0)
+            new["lam_u"] = jnp.where(hot & is_spk, new_lam, lam_u)
+            new["tg"] = c["tg"].at[x["tg"]].set(jnp.where(is_spk, g, tg_here))
+            if rows_as_outputs:
+                return new, (dw_rows, ds)
+            new["dw"] = c["dw"].at[rows].add(dw_rows)
+            return new, (jnp.zeros((0,), dtype), ds)
+
+        final, (dw_rows, ds_all) = lax.scan(step, carry0, cat)
+        rows = jnp.concatenate([cat["row"][:, None], cat["irow"]], axis=1)
+        edge = jnp.concatenate(
+            [
+                cat["edge"][:, None],
+                jnp.broadcast_to(
+                    jnp.asarray([edge_id[e.key] for e in internal[1:]], jnp.int32)[: rows.shape[1] - 1],
+                    rows[:, 1:].shape,
+                ),
+            ],
+            axis=1,
         )
         if rows_as_outputs:
-            return out, (dw_row, ds)
-        out["dw"] = c["dw"].at[x["row"]].add(dw_row)
-        return out, (jnp.zeros((0,), dtype), ds)
+            dw_all = jax.ops.segment_sum(dw_rows.reshape(-1, n), rows.reshape(-1), num_segments=w_stack.shape[0])
+        else:
+            dw_all = final["dw"]
+        dd_all = jax.ops.segment_sum(ds_all.reshape(-1), edge.reshape(-1), num_segments=max(len(edges), 1))
+        return dw_all, dd_all, final["tg"]
 
-    final, (dw_rows, ds_all) = lax.scan(step, carry0, cat)
-    if rows_as_outputs:
-        dw_all = jax.ops.segment_sum(dw_rows, cat["row"], num_segments=w_stack.shape[0])
+    if internal:
+        # Merging needs every internal delay to be 0; delays are run-time parameters, so this is a cond
+        # (a real branch: the delays are not batched).
+        instant = jnp.all(jnp.stack([sub["delay"][e.key] == 0 for e in internal]))
+        dw_all, dd_all, tg_final = lax.cond(instant, lambda: sweep(True), lambda: sweep(False))
     else:
-        dw_all = final["dw"]
-    dd_all = jax.ops.segment_sum(ds_all, cat["edge"], num_segments=max(len(edges), 1))
+        dw_all, dd_all, tg_final = sweep(False)
 
     for e in edges:
         off = stage.offsets[e.target]
@@ -476,7 +522,7 @@ def _queue_backward(
     for e in stage.external:
         size = buffers[e.source].times.shape[0]
         k0 = ext_off[e.key]
-        d_times[e.source] = d_times[e.source] + final["tg"][k0 : k0 + size].astype(d_times[e.source].dtype)
+        d_times[e.source] = d_times[e.source] + tg_final[k0 : k0 + size].astype(d_times[e.source].dtype)
     return d_sub, d_times
 
 

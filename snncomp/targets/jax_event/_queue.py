@@ -44,6 +44,24 @@ from ._stage import AbstractStage
 
 __all__ = ["EventQueueStage"]
 
+
+def _first_max(x: Array) -> Array:
+    """``argmax(x)`` (lowest index among ties) of a 1-D array.
+
+    Two plain reductions: XLA's CPU backend runs the variadic (value, index) reduction behind
+    ``argmax`` several times slower, and this is on every event's path.
+    """
+    iota = jnp.arange(x.shape[0], dtype=jnp.int32)
+    j = jnp.min(jnp.where(x == jnp.max(x), iota, x.shape[0]))
+    return jnp.minimum(j, x.shape[0] - 1)
+
+
+# Iterations per test of the loop's condition. Under ``vmap`` the condition is per sample, and every
+# test selects each carried array (spike logs included) between its old and new value for the whole
+# batch; an iteration of a finished sample changes nothing, so ``_CHUNK`` iterations run between tests
+# (a fixed trip count: no select) and at most ``_CHUNK - 1`` of them are wasted at the end.
+_CHUNK = 8
+
 # Writes into a spike log of at most this many slots are one-hot selects (vectorized, fused with the
 # rest of the loop body); longer logs take a scatter, whose cost does not grow with the length.
 _ONE_HOT_MAX = 512
@@ -87,13 +105,13 @@ class EventQueueStage(AbstractStage):
             key = p.solver.order_key(u_p, i_p, p.nrn) if p.nrn.tau_mem.shape[0] == 1 else None
             if key is None:
                 t_p = jnp.where(allowed[sl], tf_p + p.solver.crossing(u_p, i_p, p.nrn), jnp.inf)
-                j_p = jnp.argmin(t_p)
+                j_p = _first_max(-t_p)
                 tj = t_p[j_p]
             else:
                 if nrn.has_refrac:  # a crossing from a later free start, seen from t_now
                     key = jnp.where(key >= 0, key * jnp.exp(-(tf_p - t_now) / p.nrn.tau_mem), key)
                 key = jnp.where(allowed[sl], key, -1.0)
-                j_p = jnp.argmax(key)
+                j_p = _first_max(key)
                 one = jax.tree.map(lambda x, j=j_p: lax.dynamic_slice_in_dim(x, j, 1) if x.shape[0] > 1 else x, p.nrn)
                 s_j = p.solver.crossing(u_p[j_p][None], i_p[j_p][None], one)[0]
                 tj = jnp.where(key[j_p] >= 0, tf_p[j_p] + s_j, jnp.inf)
@@ -146,6 +164,8 @@ class EventQueueStage(AbstractStage):
             next_t=jnp.full((), jnp.inf, dtype),
             ext_ptr=jnp.zeros((), jnp.int32),
             int_ptr=jnp.zeros((len(internal),), jnp.int32),
+            int_t=jnp.full((len(internal),), jnp.inf, dtype),
+            int_src=jnp.zeros((len(internal),), jnp.int32),
             logs=logs0,
             overflow=jnp.zeros((len(spiking_pops),), bool),
             done=jnp.zeros((), bool),
@@ -167,18 +187,14 @@ class EventQueueStage(AbstractStage):
 
         def body(st: dict) -> dict:
             logs = st["logs"]
-            cands = [ext_t[st["ext_ptr"]]]
-            for k, e in enumerate(internal):
-                ts, _, _, cnt = logs[pop_index[e.source]]
-                ptr = st["int_ptr"][k]
-                safe = jnp.minimum(ptr, ts.shape[0] - 1)
-                cands.append(jnp.where(ptr < cnt, ts[safe] + d_int[k], jnp.inf))
+            cands = [ext_t[st["ext_ptr"]]] + [st["int_t"][k] for k in range(len(internal))]
             j = st["next_j"]
             cands.append(st["next_t"])
             cand = jnp.stack(cands)
-            kind = jnp.argmin(cand)  # first minimum: external, then internal, then spike
+            kind = _first_max(-cand)  # first minimum: external, then internal, then spike
             t_ev = cand[kind]
-            go = t_ev < t_max
+            # A finished sample's iteration changes nothing (see _CHUNK).
+            go = (t_ev < t_max) & ~st["done"] & (st["it"] < limit)
             t1 = jnp.where(go, t_ev, st["t"])
             u, i = evolve(st["u"], st["i"], st["ref_end"], st["t"], t1, nrn)
 
@@ -187,21 +203,20 @@ class EventQueueStage(AbstractStage):
             i = i + jnp.where(is_ext, row, 0.0)
             ext_ptr = st["ext_ptr"] + is_ext.astype(jnp.int32)
 
-            int_ptr = st["int_ptr"]
+            # Per-projection and per-population flags are stacked once: a tiny scatter per entry is a
+            # kernel of its own under vmap.
+            steps = [jnp.zeros((), bool)] * len(internal)
             for k, e in enumerate(internal):
                 is_k = go & (kind == 1 + k)
-                _, nb, _, _ = logs[pop_index[e.source]]
-                ptr = int_ptr[k]
-                src = nb[jnp.minimum(ptr, nb.shape[0] - 1)]
-                row = w_int[k][jnp.maximum(src, 0)]
+                row = w_int[k][jnp.maximum(st["int_src"][k], 0)]
                 off = self.offsets[e.target]
                 i = i.at[off : off + e.target_size].add(jnp.where(is_k, row, 0.0))
-                int_ptr = int_ptr.at[k].add(is_k.astype(jnp.int32))
+                steps[k] = is_k
 
             is_spk = go & (kind == len(internal) + 1)
             who = owner_j[j]
             new_logs = []
-            overflow = st["overflow"]
+            full_k = []
             overflowed = jnp.zeros((), bool)
             i_j = i[j]
             # Writes go through one-hot selects: under vmap a scatter per carried array costs far more on CPU.
@@ -222,19 +237,31 @@ class EventQueueStage(AbstractStage):
                     nb = nb.at[slot].set(jnp.where(write, local_j[j], nb[slot]))
                     cur = cur.at[slot].set(jnp.where(write, i_j, cur[slot]))
                 new_logs.append((ts, nb, cur, cnt + write.astype(jnp.int32)))
-                overflow = overflow.at[k].set(overflow[k] | (mine & full))
+                full_k.append(mine & full)
+            overflow = st["overflow"] | jnp.stack(full_k) if full_k else st["overflow"]
             fire = is_spk & ~overflowed
             hot = fire & (iota_n == j)
             u = jnp.where(hot, u_reset, u)
-            ref_end = jnp.where(hot, t1 + t_refrac, st["ref_end"])
+            # Without a refractory period nothing reads ref_end.
+            ref_end = jnp.where(hot, t1 + t_refrac, st["ref_end"]) if nrn.has_refrac else st["ref_end"]
             count = st["count"] + hot.astype(jnp.int32)
             for k, e in enumerate(internal):
                 now = fire & (who == pop_index[e.source]) & instant[k]
                 row = w_int[k][local_j[j]]
                 off = self.offsets[e.target]
                 i = i.at[off : off + e.target_size].add(jnp.where(now, row, 0.0))
-                int_ptr = int_ptr.at[k].add(now.astype(jnp.int32))
+                steps[k] = steps[k] | now
             next_j, next_t = self._earliest(u, i, ref_end, count, t1)
+            # Each projection's next delivery, read from the logs after this iteration's write: a read
+            # before the write would make XLA copy the whole log every iteration.
+            int_ptr = st["int_ptr"] + jnp.stack(steps).astype(jnp.int32) if internal else st["int_ptr"]
+            int_t, int_src = [], []
+            for k, e in enumerate(internal):
+                ts, nb, _, cnt = new_logs[pop_index[e.source]]
+                ptr = int_ptr[k]
+                safe = jnp.minimum(ptr, ts.shape[0] - 1)
+                int_t.append(jnp.where(ptr < cnt, ts[safe] + d_int[k], jnp.inf))
+                int_src.append(nb[safe])
             return dict(
                 t=t1,
                 u=u,
@@ -245,13 +272,18 @@ class EventQueueStage(AbstractStage):
                 next_t=next_t,
                 ext_ptr=ext_ptr,
                 int_ptr=int_ptr,
+                int_t=jnp.stack(int_t) if internal else st["int_t"],
+                int_src=jnp.stack(int_src) if internal else st["int_src"],
                 logs=tuple(new_logs),
                 overflow=overflow,
                 done=(~go) | overflowed,
                 it=st["it"] + 1,
             )
 
-        final = lax.while_loop(cond, body, state0)
+        def chunk(st: dict) -> dict:
+            return lax.fori_loop(0, _CHUNK, lambda _, s: body(s), st)
+
+        final = lax.while_loop(cond, chunk, state0)
         out: dict[str, SpikeBuffer] = {}
         for k, p in enumerate(spiking_pops):
             ts, nb, cur, _ = final["logs"][k]
