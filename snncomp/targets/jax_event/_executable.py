@@ -347,5 +347,3 @@ def compile_jax(network: Network, _auto_spikes_per_neuron: int | None = None, **
     exe = JaxExecutable(program, params, result, {"pipeline": str(pipe), **options}, seconds)
     exe._source = network
     return exe
-
-
