@@ -159,6 +159,11 @@ def test_new_weights_are_requantized_into_the_existing_routing() -> None:
         np.testing.assert_array_equal(np.asarray(rec.spikes[pop].neurons), np.asarray(want.spikes[pop].neurons))
     config = exe.hardware_config(scaled)
     np.testing.assert_array_equal(config.synapse_weights(), fresh.lowered.synapse_weights())
+    # The projection map's per-synapse weights agree with the rows (they were left at the compiled ones).
+    array = config.synapse_weights()
+    for key, pm in config.projections.items():
+        np.testing.assert_array_equal(pm.weight, array[pm.hemisphere, pm.row, pm.column], err_msg=key)
+        assert pm.weight == fresh.lowered.projections[key].weight
     original = compile_mock(net, t_max=T_MAX).lowered
     np.testing.assert_array_equal(exe.lowered.synapse_weights(), original.synapse_weights())
 

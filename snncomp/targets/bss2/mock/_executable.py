@@ -358,7 +358,12 @@ class MockExecutable(Executable):
         rows = tuple(
             r.model_copy(update={"weights": weights[r.hemisphere, r.row].tobytes().hex()}) for r in cur.config.rows
         )
-        return cur.config.model_copy(update={"rows": rows})
+        # The projection map records each synapse's 6-bit weight too: keep it equal to the rows.
+        projections = {
+            key: pm.model_copy(update={"weight": weights[pm.hemisphere, pm.row, pm.column].astype(int).tolist()})
+            for key, pm in cur.config.projections.items()
+        }
+        return cur.config.model_copy(update={"rows": rows, "projections": projections})
 
     # -- running -------------------------------------------------------------------------------------------------
     def _differentiable_spikes(
