@@ -317,6 +317,8 @@ class Executable(abc.ABC):
     """A compiled network, ready to run on its target."""
 
     target: str
+    # Whether ``apply``'s ``key`` draws noise (then training passes a fresh key per step).
+    uses_key: bool = False
 
     @property
     @abc.abstractmethod
@@ -356,12 +358,18 @@ class Executable(abc.ABC):
         self,
         params: Any,
         inputs: Mapping[str, Spikes],
+        key: Any = None,
         *,
         t_max: float | None = None,
         trace_times: Any = None,
         trace_populations: Sequence[str] | None = None,
     ) -> Recording:
-        """``run`` with the parameters first and overflow only flagged: the pure form for ``jax.grad``/``train.fit``."""
+        """``run`` with the parameters first and overflow only flagged: the pure form for ``jax.grad``/``train.fit``.
+
+        ``key`` (a JAX PRNG key) draws the run's noise on a target that has some (``bss2-mock``'s
+        trial-to-trial noise); a deterministic target ignores it, so one call works on every target.
+        """
+        del key  # deterministic by default; a noisy target overrides apply
         return self.run(
             inputs,
             params,

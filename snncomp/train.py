@@ -206,7 +206,15 @@ class _DropCheckTracebacks(logging.Filter):
 
 
 def _takes_key(exe: Trainable) -> bool:
-    """Whether ``exe.apply`` draws noise from a ``key`` argument (e.g. a noisy chip, noise-aware training)."""
+    """Whether ``exe.apply`` draws noise from a ``key`` argument (e.g. a noisy chip, noise-aware training).
+
+    An ``Executable`` says so (``uses_key``; every target's ``apply`` takes ``key``, a deterministic one
+    ignores it); any other object with an ``apply`` does by having a ``key`` parameter.
+    """
+    from .runtime import Executable
+
+    if isinstance(exe, Executable):
+        return exe.uses_key
     return "key" in inspect.signature(exe.apply).parameters
 
 

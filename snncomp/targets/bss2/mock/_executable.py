@@ -172,6 +172,8 @@ class _Placement:
 class MockExecutable(Executable):
     """A network placed and routed on BrainScaleS-2, run on the emulator (``compile_mock``)."""
 
+    uses_key = True  # trial-to-trial noise: apply's key draws it
+
     target = "bss2-mock"
 
     def __init__(self, network: Network, options: dict[str, Any], pipeline_options: dict[str, Any]):
