@@ -40,7 +40,7 @@ from __future__ import annotations
 import abc
 import difflib
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -656,6 +656,16 @@ def warn_if_inputs_beyond_window(times: Mapping[str, Any], neurons: Mapping[str,
             InputWarning,
             stacklevel=3,
         )
+
+
+def overflowed(rec: Recording, populations: Iterable[str]) -> list[str]:
+    """Those of ``populations`` whose buffer overflowed in ``rec`` in some sample (concrete runs only)."""
+    out = []
+    for name in populations:
+        flag = rec.overflow.get(name)
+        if flag is not None and not _is_tracer(flag) and bool(np.any(np.asarray(flag))):
+            out.append(name)
+    return out
 
 
 def raise_input_error(n_bad: Array) -> None:

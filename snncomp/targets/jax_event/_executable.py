@@ -32,6 +32,7 @@ from ...runtime import (
     check_params,
     check_run_options,
     check_t_max,
+    overflowed,
     population_problem,
     raise_input_error,
     warn_if_inputs_beyond_window,
@@ -100,15 +101,6 @@ class JaxExecutable(Executable):
         self._auto = grown._auto
         self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
         return dict(self._auto)
-
-    def _overflowed_auto(self, rec: Recording) -> list[str]:
-        """Auto-sized populations that overflowed in ``rec`` (concrete values only)."""
-        out = []
-        for name in self._auto:
-            flag = rec.overflow.get(name) if name in rec.overflow else None
-            if flag is not None and not _is_tracer(flag) and bool(np.any(np.asarray(flag))):
-                out.append(name)
-        return out
 
     # -- properties -----------------------------------------------------------
     @property
@@ -190,27 +182,9 @@ class JaxExecutable(Executable):
             warn_if_inputs_beyond_window(times, neurons, t_max_val)
         grid, pops = self._check_trace(trace_times, trace_populations, dtype)
         t_arg = t_max_val if _is_tracer(t_max_val) else np.asarray(t_max_val, dtype)
-        rec, n_bad = self._jitted(
-            params,
-            times,
-            neurons,
-            t_arg,
-            grid,
-            trace_populations=pops,
-            inputs_sorted=is_sorted,
-            batch_shape=batch_shape,
-        )
-        # Inputs validated on the host cannot be bad; traced ones are checked by the program (a flag).
-        if not is_sorted:
-            raise_input_error(n_bad)
-        # An automatically sized buffer that overflowed in a concrete run: grow it and run again, so that
-        # the result is complete (under jit/grad the flag stays, and fit grows between steps).
-        grew: list[str] = []
-        before = max(self._auto.values()) if self._auto else 0
-        while self._auto and (over := self._overflowed_auto(rec)):
-            grew += [p for p in over if p not in grew]
-            self.grow_buffers(over)
-            rec, n_bad = self._jitted(
+
+        def simulate() -> tuple[Recording, Array]:
+            return self._jitted(
                 params,
                 times,
                 neurons,
@@ -220,6 +194,19 @@ class JaxExecutable(Executable):
                 inputs_sorted=is_sorted,
                 batch_shape=batch_shape,
             )
+
+        rec, n_bad = simulate()
+        # Inputs validated on the host cannot be bad; traced ones are checked by the program (a flag).
+        if not is_sorted:
+            raise_input_error(n_bad)
+        # An automatically sized buffer that overflowed in a concrete run: grow it and run again, so that
+        # the result is complete (under jit/grad the flag stays, and fit grows between steps).
+        grew: list[str] = []
+        before = max(self._auto.values()) if self._auto else 0
+        while self._auto and (over := overflowed(rec, self._auto)):
+            grew += [p for p in over if p not in grew]
+            self.grow_buffers(over)
+            rec, n_bad = simulate()
         if grew:
             after = max(self._auto.values())
             warnings.warn(

@@ -53,6 +53,7 @@ from ....runtime import (
     check_run_options,
     check_t_max,
     checked_in_jit,
+    overflowed,
     raise_input_error,
     warn_if_inputs_beyond_window,
 )
@@ -666,12 +667,12 @@ class MockExecutable(Executable):
             raise_input_error(n_bad)
         if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
             self._health = health
-        grew = self._overflowed_auto(rec)
+        grew = overflowed(rec, self._auto_pops)
         if grew:
             # An automatically sized readout buffer overflowed in a concrete run: grow it, run the same
             # trial again, and say so once.
             before = self._auto_per
-            while self._overflowed_auto(rec):
+            while overflowed(rec, self._auto_pops):
                 self._auto_per *= 4
                 if self._auto_per > _MAX_AUTO_SPIKES:
                     break
@@ -692,15 +693,6 @@ class MockExecutable(Executable):
         if on_overflow == "raise":
             self._raise_overflow(rec)
         return rec, health
-
-    def _overflowed_auto(self, rec: Recording) -> list[str]:
-        """Automatically sized populations whose readout overflowed in ``rec`` (concrete runs only)."""
-        out = []
-        for name in self._auto_pops:
-            flag = rec.overflow.get(name)
-            if flag is not None and not _is_tracer(flag) and bool(np.any(np.asarray(flag))):
-                out.append(name)
-        return out
 
     @property
     def auto_buffers(self) -> dict[str, int]:
