@@ -430,8 +430,9 @@ def fit(
     optimizer = optimizer if optimizer is not None else optax.adam(1e-3)
     optimizer = _restrict(optimizer, exe.params if params is None else params, trainable)
     train_step = _build_step(exe, loss, optimizer, accuracy, project)
-    # Automatically sized buffers (a population without max_spikes) grow when a batch overflows them.
-    growable = bool(getattr(exe, "auto_buffers", None))
+    # Automatically sized buffers (a population without max_spikes) grow when a batch overflows them;
+    # only then is each step's overflow flag read on the host (a sync per step).
+    growable = bool(getattr(exe, "auto_buffers", None)) and hasattr(exe, "grow_buffers")
     n = _n_samples(train_data)
     if n < batch_size:
         raise SnnCompError(f"fit: batch_size={batch_size} is larger than the training set ({n} samples)")

@@ -99,3 +99,15 @@ def test_bss2_mock_sizes_and_grows_readout_buffers() -> None:
     n = int(np.asarray(ref.spikes["r"].count())[0])
     assert n > 3 * 8
     np.testing.assert_array_equal(np.asarray(rec.spikes["r"].times)[:, :n], np.asarray(ref.spikes["r"].times)[:, :n])
+
+
+def test_bss2_mock_grow_buffers_and_its_limit() -> None:
+    net = snncomp.Network("auto_mock_grow")
+    x = net.input("x", 2)
+    r = net.lif("r", 3, tau_mem=10e-3, tau_syn=5e-3, t_refrac=1e-3)
+    net.connect(x, r, weight=np.full((2, 3), 1.0))
+    exe = snncomp.compile(net, target="bss2-mock", t_max=T_MAX, saturate="clip")
+    assert exe.grow_buffers() == {"r": 32}  # what fit calls between steps
+    with pytest.raises(snncomp.BufferOverflowError, match="the most snncomp grows them to"):
+        exe.grow_buffers(factor=1024)
+    assert exe.auto_buffers == {"r": 32}  # a refused growth changes nothing

@@ -199,6 +199,7 @@ class MockExecutable(Executable):
         self._last_t_max: tuple[float, Array] | None = None
         self._auto_pops: set[str] = set()  # populations without max_spikes or spikes_per_neuron
         self._auto_per = 8  # their readout buffers' spikes per neuron
+        self._growing = False  # inside the re-run of a run whose readout overflowed
         self._current = self._place(network, "initial")
         compiled = self._current.result.network
         self._network = compiled
@@ -667,26 +668,22 @@ class MockExecutable(Executable):
             raise_input_error(n_bad)
         if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
             self._health = health
-        grew = overflowed(rec, self._auto_pops)
+        grew = [] if self._growing else overflowed(rec, self._auto_pops)
         if grew:
             # An automatically sized readout buffer overflowed in a concrete run: grow it, run the same
             # trial again, and say so once.
             before = self._auto_per
-            while overflowed(rec, self._auto_pops):
-                self._auto_per *= 4
-                if self._auto_per > _MAX_AUTO_SPIKES:
-                    break
-                cur = self._current
-                self._current = self._build(cur.result, cur.config, cur.layout, cur.reason)
-                self._cache = [self._current]
-                self._constants = {}
-                # The readout's trace keys on the placement's index, which the rebuilt placement reuses.
-                self._post = jax.jit(self._post_impl, static_argnames=("batch_shape", "placement"))
-                rec, health = self.run_with_health(inputs, params, t_max=t_max, on_overflow="flag", **rerun)
+            self._growing = True
+            try:
+                while overflowed(rec, self._auto_pops):
+                    self.grow_buffers()
+                    rec, health = self.run_with_health(inputs, params, t_max=t_max, on_overflow="flag", **rerun)
+            finally:
+                self._growing = False
             warnings.warn(
                 f"population(s) {', '.join(grew)}: the automatically sized readout buffer of {before} spikes per "
-                f"neuron overflowed; grown to {self._auto_per} and run again (compile with spikes_per_neuron=N, "
-                "or set max_spikes, to size it yourself)",
+                f"neuron overflowed; grown to {self._auto_per} and run again (compile with spikes_per_neuron="
+                f"{self._auto_per}, or set max_spikes, to size it yourself)",
                 BufferGrowthWarning,
                 stacklevel=2,
             )
@@ -698,6 +695,29 @@ class MockExecutable(Executable):
     def auto_buffers(self) -> dict[str, int]:
         """Populations whose readout buffer was sized automatically, with its spikes per neuron."""
         return {name: self._auto_per for name in sorted(self._auto_pops)}
+
+    def grow_buffers(self, factor: int = 4) -> dict[str, int]:
+        """Rebuild the readout with ``factor`` times the room in the automatically sized buffers.
+
+        Returns the new spikes per neuron; parameters and placement are kept, programs traced before
+        (e.g. a jitted training step) must be traced again.
+        """
+        if not self._auto_pops:
+            raise TargetError("grow_buffers: this executable has no automatically sized buffer")
+        if self._auto_per * factor > _MAX_AUTO_SPIKES:
+            raise BufferOverflowError(
+                f"population(s) {', '.join(sorted(self._auto_pops))} overflowed automatically sized readout "
+                f"buffers of {self._auto_per} spikes per neuron, the most snncomp grows them to; bound them with "
+                "max_spikes, or pass spikes_per_neuron=N explicitly"
+            )
+        self._auto_per *= factor
+        cur = self._current
+        self._current = self._build(cur.result, cur.config, cur.layout, cur.reason)
+        self._cache = [self._current]
+        self._constants = {}
+        # The readout's trace keys on the placement's index, which the rebuilt placement reuses.
+        self._post = jax.jit(self._post_impl, static_argnames=("batch_shape", "placement"))
+        return self.auto_buffers
 
     def run(
         self,
