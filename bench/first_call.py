@@ -4,7 +4,8 @@ Run: ``python bench/first_call.py`` (``--network demo|recurrent|all``, ``--round
 
 Each measurement is a fresh Python process (``--child``) timing: ``import snncomp``, ``compile``, the
 first ``run`` (trace + XLA compile + run), a second ``run`` (steady state), the first ``jax.jit(jax.grad)``
-call and a second one. Per network and round: a *cold* process with an empty cache directory, then a
+call and a second one, and the first and second ``train.make_step`` step (what ``fit`` runs: its checks
+leave the program as a returned code, without host callbacks). Per network and round: a *cold* process with an empty cache directory, then a
 *warm* one reusing that directory (what a second CLI call, test worker or notebook restart sees), and
 one with the cache off (``SNNCOMP_COMPILATION_CACHE=0``), and a warm one with ``EQX_ON_ERROR=nan`` (the
 gradient's program holds the in-program checks' host callbacks, and JAX never writes a program with
@@ -67,8 +68,22 @@ def _child(network: str) -> dict[str, float]:
         return jnp.mean(jnp.where(jnp.isfinite(t), t, t_max) ** 2)
 
     grad = jax.jit(jax.grad(loss))
+    from snncomp.train import make_step
+
+    train_step = make_step(exe, lambda rec, _y: loss_of(rec))
+    state = train_step.init(exe.params)
+    targets = jnp.zeros(64)
+
+    def loss_of(rec: Any) -> Any:
+        t = rec.spikes[out].times
+        return jnp.mean(jnp.where(jnp.isfinite(t), t, t_max) ** 2)
+
+    def one_step() -> None:
+        jax.block_until_ready(train_step(exe.params, state, inputs, targets)[2])
+
     res = {"import": t_import, "compile": t_compile}
-    for name, fn in (("run", run), ("grad", lambda: jax.block_until_ready(grad(exe.params)))):
+    steps = (("run", run), ("grad", lambda: jax.block_until_ready(grad(exe.params))), ("step", one_step))
+    for name, fn in steps:
         t = time.perf_counter()
         fn()
         res[f"first {name}"] = time.perf_counter() - t
@@ -99,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child(args.child)))
         return 0
     networks = ("demo", "recurrent") if args.network == "all" else (args.network,)
-    keys = ("import", "compile", "first run", "steady run", "first grad", "steady grad")
+    keys = ("import", "compile", "first run", "steady run", "first grad", "steady grad", "first step", "steady step")
     for network in networks:
         rows: dict[str, list[dict[str, float]]] = {"cold": [], "warm": [], "cache off": [], "warm, nan": []}
         for _ in range(args.rounds):

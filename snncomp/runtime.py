@@ -38,9 +38,11 @@ targets (``bss2-mock``) plug in without touching this module.
 from __future__ import annotations
 
 import abc
+import contextlib
+import contextvars
 import difflib
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -477,12 +479,73 @@ def _param_problems(group: str, where: str) -> tuple[Callable[[Array], Array], l
     ]
 
 
+def _trace_state() -> Any:
+    try:
+        from jax.extend.core import get_opaque_trace_state
+    except ImportError:  # an older JAX: no way to tell traces apart, so nothing is collected
+        return None
+    return get_opaque_trace_state()
+
+
+class CollectedChecks:
+    """In-program checks gathered as flags instead of host callbacks (see :func:`collect_checks`)."""
+
+    def __init__(self) -> None:
+        self.flags: list[Array] = []
+        self.messages: list[str] = []
+        self._trace = _trace_state()
+
+    def add(self, flags: Array, messages: Sequence[str]) -> bool:
+        """Record ``flags`` (one per message); False where they belong to another trace (a nested transform)."""
+        if self._trace is None or _trace_state() != self._trace:
+            return False
+        self.flags.append(jnp.asarray(flags).reshape(-1))
+        self.messages.extend(messages)
+        return True
+
+    def code(self) -> Array:
+        """``0`` if no check failed, else ``1 +`` the index of the first failed one in :attr:`messages`."""
+        if not self.flags:
+            return jnp.zeros((), jnp.int32)
+        flags = jnp.concatenate(self.flags)
+        return jnp.where(jnp.any(flags), jnp.argmax(flags) + 1, 0).astype(jnp.int32)
+
+    def message(self, code: Any) -> str | None:
+        """The failed check's message for a :meth:`code` read back on the host (None if none failed)."""
+        c = int(code)
+        return self.messages[c - 1] if c > 0 else None
+
+
+_COLLECTOR: contextvars.ContextVar[CollectedChecks | None] = contextvars.ContextVar("snncomp_checks", default=None)
+
+
+@contextlib.contextmanager
+def collect_checks() -> Iterator[CollectedChecks]:
+    """Inside this block, traced checks become flags (``.code()``) instead of raising host callbacks.
+
+    For the owner of a ``jit`` boundary (``train.fit``, ``train.make_step``, ``train.evaluate``): it returns
+    ``.code()`` from the program and raises on the host. A program without host callbacks can be stored in
+    JAX's persistent compilation cache, which a program with them never is (docs/performance.md).
+    Checks made under a transform nested inside the block (a ``vmap`` of ``apply``) keep their callbacks.
+    """
+    sink = CollectedChecks()
+    token = _COLLECTOR.set(sink)
+    try:
+        yield sink
+    finally:
+        _COLLECTOR.reset(token)
+
+
 def checked_in_jit(x: Array, problems: Callable[[Array], Array], messages: Sequence[str]) -> Array:
     """``x``, raising at run time (``equinox``'s runtime errors) with the first message whose problem holds.
 
     The check travels with ``x``: it runs wherever ``x`` is used, under ``jit``, ``grad`` and ``vmap``.
+    Inside :func:`collect_checks` it is recorded as a flag instead.
     """
     flags = problems(x)
+    sink = _COLLECTOR.get()
+    if sink is not None and sink.add(flags, messages):
+        return x
     return eqx.branched_error_if(x, jnp.any(flags), jnp.argmax(flags), list(messages))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from .errors import BufferGrowthWarning, InputError, SnnCompError
+from .runtime import CollectedChecks, collect_checks
 
 __all__ = [
     "History",
@@ -205,6 +206,29 @@ class _DropCheckTracebacks(logging.Filter):
         return not (exc is not None and "EquinoxRuntimeError" in type(exc).__name__)
 
 
+class _Checks:
+    """The input and parameter checks of one jitted function, carried out of it as a code (no host callback).
+
+    Without host callbacks the program can be stored in JAX's persistent compilation cache, so a new
+    process's first ``fit``/``make_step`` step skips XLA (a program with callbacks is never stored).
+    """
+
+    def __init__(self) -> None:
+        self.sink: CollectedChecks | None = None
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[CollectedChecks]:
+        with collect_checks() as sink:
+            self.sink = sink  # filled while tracing; its messages name what a code read back means
+            yield sink
+
+    def raise_if_failed(self, where: str, code: Any) -> None:
+        """Raise :class:`InputError` naming the failed check, if ``code`` (from the program) says one did."""
+        message = self.sink.message(code) if self.sink is not None else None
+        if message is not None:
+            raise InputError(f"{where}: {message}")
+
+
 def _takes_key(exe: Trainable) -> bool:
     """Whether ``exe.apply`` draws noise from a ``key`` argument (e.g. a noisy chip, noise-aware training).
 
@@ -223,16 +247,18 @@ def _metrics_fn(exe: Trainable, loss: Callable, accuracy: Callable | None) -> An
     cache_key = (id(exe), id(loss), id(accuracy))
     if cache_key not in _EVAL_CACHE:
         keyed = _takes_key(exe)
+        checks = _Checks()
 
         @jax.jit
-        def batch_metrics(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-            rec = exe.apply(p, inputs, key=key) if keyed else exe.apply(p, inputs)
+        def batch_metrics(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, ...]:
+            with checks.collect() as sink:
+                rec = exe.apply(p, inputs, key=key) if keyed else exe.apply(p, inputs)
             acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
-            return loss(rec, targets), acc
+            return loss(rec, targets), acc, sink.code()
 
         # Keep the objects alive with the cache entry, so their ids cannot be reused by others.
-        _EVAL_CACHE[cache_key] = (batch_metrics, exe, loss, accuracy)
-    return _EVAL_CACHE[cache_key][0]
+        _EVAL_CACHE[cache_key] = (batch_metrics, checks, exe, loss, accuracy)
+    return _EVAL_CACHE[cache_key][:2]
 
 
 def evaluate(
@@ -253,13 +279,14 @@ def evaluate(
     """
     params = exe.params if params is None else params
     n = _n_samples(data)
-    batch_metrics = _metrics_fn(exe, loss, accuracy)
+    batch_metrics, checks = _metrics_fn(exe, loss, accuracy)
     key = jax.random.PRNGKey(0) if key is None else key
     total_loss, total_acc = 0.0, 0.0
     with _reported_checks("evaluate"):
         for i, start in enumerate(range(0, n, batch_size)):
             idx = np.arange(start, min(start + batch_size, n))
-            l_, a_ = batch_metrics(params, _take(data[0], idx), _take(data[1], idx), jax.random.fold_in(key, i))
+            l_, a_, code = batch_metrics(params, _take(data[0], idx), _take(data[1], idx), jax.random.fold_in(key, i))
+            checks.raise_if_failed("evaluate", code)
             total_loss += float(l_) * len(idx)
             total_acc += float(a_) * len(idx)
     out = {"loss": total_loss / max(n, 1)}
@@ -297,10 +324,13 @@ class TrainStep:
     draws noise (``step.stochastic``); pass a new one per step there.
     """
 
-    def __init__(self, jitted: Callable, optimizer: optax.GradientTransformation, stochastic: bool):
+    def __init__(
+        self, jitted: Callable, optimizer: optax.GradientTransformation, stochastic: bool, checks: _Checks | None = None
+    ):
         self.jitted = jitted
         self.optimizer = optimizer
         self.stochastic = stochastic
+        self.checks = checks if checks is not None else _Checks()
         self._default_key: jax.Array | None = None  # made once: building a key costs a dispatch per step
         self.overflowed: jax.Array = jnp.zeros((), bool)  # whether the last step's batch overflowed a buffer
 
@@ -316,7 +346,10 @@ class TrainStep:
                 self._default_key = jax.random.PRNGKey(0)
             key = self._default_key
         with _reported_checks("step"):
-            params, opt_state, value, acc, self.overflowed = self.jitted(params, opt_state, inputs, targets, key)
+            params, opt_state, value, acc, self.overflowed, code = self.jitted(params, opt_state, inputs, targets, key)
+        # Reading the code waits for the step; a check by host callback waited as well, and one jit call
+        # per step leaves little host work to overlap (docs/performance.md, "The user's loop").
+        self.checks.raise_if_failed("step", code)
         return params, opt_state, value, acc
 
 
@@ -356,13 +389,16 @@ def _build_step(
     # An ``apply`` with a ``key`` argument is stochastic (e.g. noise-aware training).
     stochastic = _takes_key(exe)
 
+    checks = _Checks()
+
     def loss_fn(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, Any]:
-        rec = exe.apply(p, inputs, key=key) if stochastic else exe.apply(p, inputs)
-        return loss(rec, targets), rec
+        with checks.collect() as sink:
+            rec = exe.apply(p, inputs, key=key) if stochastic else exe.apply(p, inputs)
+        return loss(rec, targets), (rec, sink.code())
 
     @jax.jit
-    def step(p: Any, s: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[Any, Any, jax.Array, jax.Array]:
-        (value, rec), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, inputs, targets, key)
+    def step(p: Any, s: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[Any, ...]:
+        (value, (rec, code)), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, inputs, targets, key)
         updates, s = optimizer.update(grads, s, p)
         p = optax.apply_updates(p, updates)
         if isinstance(p, dict) and "delay" in p:
@@ -370,9 +406,9 @@ def _build_step(
         if project is not None:
             p = project(p)
         acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
-        return p, s, value, acc, _any_overflow(rec)
+        return p, s, value, acc, _any_overflow(rec), code
 
-    return TrainStep(step, optimizer, stochastic)
+    return TrainStep(step, optimizer, stochastic, checks)
 
 
 def _any_overflow(rec: Any) -> jax.Array:
@@ -467,13 +503,14 @@ def fit(
             order = np.random.default_rng([seed, epoch]).permutation(n)
             t0 = time.perf_counter()
             bar.done_in_epoch = 0
-            losses, accs = [], []
+            losses, accs, codes = [], [], []
             for b in range(steps):
                 idx = order[b * batch_size : (b + 1) * batch_size]
                 inputs = _place(_take(train_data[0], idx), batch_sh)
                 targets = _place(_take(train_data[1], idx), batch_sh)
                 key = jax.random.fold_in(base_key, epoch * steps + b) if stochastic else base_key
-                new_params, new_state, value, acc, overflowed = step(params, opt_state, inputs, targets, key)
+                new_params, new_state, value, acc, overflowed, code = step(params, opt_state, inputs, targets, key)
+                codes.append(code)
                 while growable and bool(overflowed):
                     # The gradient saw a truncated recording: grow the buffers and redo this step.
                     before = max(exe.auto_buffers.values())  # type: ignore[attr-defined]
@@ -487,7 +524,8 @@ def fit(
                     )
                     train_step = _build_step(exe, loss, optimizer, accuracy, project)
                     step = train_step.jitted
-                    new_params, new_state, value, acc, overflowed = step(params, opt_state, inputs, targets, key)
+                    new_params, new_state, value, acc, overflowed, code = step(params, opt_state, inputs, targets, key)
+                    codes.append(code)
                 params, opt_state = new_params, new_state
                 losses.append(value)
                 accs.append(acc)
@@ -497,6 +535,10 @@ def fit(
                     bar.advance(epoch, float(value), float(acc), rate, b + 1 - bar.done_in_epoch)
             jax.block_until_ready(params)
             seconds = time.perf_counter() - t0
+            if codes:  # the steps' checks (inputs, parameters), read back once per epoch
+                bad = [c for c in np.asarray(jnp.stack(codes)) if c]
+                if bad:
+                    train_step.checks.raise_if_failed("fit", bad[0])
             record: dict[str, float] = {
                 "epoch": epoch,
                 "train_loss": float(np.mean([float(v) for v in losses])),

@@ -272,3 +272,31 @@ def test_make_step_reports_bad_inputs_as_input_error() -> None:
     bad = Spikes(times=jnp.asarray([[1e-3, np.nan]]), neurons=jnp.asarray([[0, 1]]))
     with pytest.raises(InputError, match=r"step: .*spike time is NaN"):
         step(params, state, {"x": bad}, jnp.zeros(1))
+    nan_weights = {**params, "weight": jax.tree.map(lambda w: w.at[0, 0].set(jnp.nan), params["weight"])}
+    with pytest.raises(InputError, match=r"step: params\['weight'\]\['x->o'\]: a weight is NaN"):
+        step(nan_weights, state, {"x": good}, jnp.zeros(1))
+    # The checks leave the program as a returned code, not as host callbacks: only such a program
+    # can be stored in JAX's persistent compilation cache (a new process's first step skips XLA).
+    hlo = step.jitted.lower(params, state, {"x": good}, jnp.zeros(1), jax.random.PRNGKey(0)).as_text()
+    assert "callback" not in hlo
+
+
+def test_collected_checks_keep_callbacks_under_a_nested_transform() -> None:
+    # A check made under a vmap inside collect_checks cannot leave as a flag of the outer trace (its
+    # value is per sample): it keeps equinox's raising check instead of leaking a tracer.
+    import equinox as eqx
+
+    from snncomp.runtime import checked_in_jit, collect_checks
+
+    def f(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        with collect_checks() as sink:
+            y = jax.vmap(lambda v: checked_in_jit(v, lambda v: jnp.stack([v < 0]), ["negative"]))(x)
+            z = checked_in_jit(x, lambda v: jnp.stack([jnp.any(jnp.isnan(v))]), ["nan"])
+        return y + z, sink.code()
+
+    _, code = jax.jit(f)(jnp.ones(3))
+    assert int(code) == 0
+    _, code = jax.jit(f)(jnp.asarray([1.0, jnp.nan]))
+    assert int(code) == 1
+    with pytest.raises((eqx.EquinoxRuntimeError, ValueError, RuntimeError), match="negative"):
+        jax.block_until_ready(jax.jit(f)(jnp.asarray([1.0, -1.0])))
