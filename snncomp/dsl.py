@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .errors import DSLError
-from .ir import Edge, InputNode, LIFNode, LINode
+from .ir import Edge, IFNode, InputNode, LIFNode, LINode
 from .ir import Network as IRNetwork
 from .ir._arrays import ragged_detail
 from .ir._io import diagnostics_from_validation_error
@@ -110,6 +110,10 @@ class Network:
     def lif(self, name: str, size: int, **params: Any) -> Population:
         """Declare LIF neurons; ``params`` are :class:`snncomp.ir.LIFNode` fields."""
         return self._add(LIFNode, f"lif({name!r})", name, size, params)
+
+    def if_(self, name: str, size: int, **params: Any) -> Population:
+        """Declare integrate-and-fire neurons (no leak); ``params`` are :class:`snncomp.ir.IFNode` fields."""
+        return self._add(IFNode, f"if_({name!r})", name, size, params)
 
     def li(self, name: str, size: int, **params: Any) -> Population:
         """Declare leaky-integrator readouts; ``params`` are :class:`snncomp.ir.LINode` fields."""

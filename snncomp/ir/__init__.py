@@ -4,8 +4,10 @@ from ._io import diagnostics_from_validation_error, dumps, from_dict, load, load
 from ._models import (
     IR_VERSION,
     NODE_KINDS,
+    SPIKING_KINDS,
     SUPPORTED_IR_VERSIONS,
     Edge,
+    IFNode,
     InputNode,
     LIFNode,
     LINode,
@@ -31,8 +33,10 @@ def json_schema() -> dict:
 __all__ = [
     "IR_VERSION",
     "NODE_KINDS",
+    "SPIKING_KINDS",
     "SUPPORTED_IR_VERSIONS",
     "Edge",
+    "IFNode",
     "InputNode",
     "LIFNode",
     "LINode",

@@ -28,8 +28,10 @@ from ._arrays import MaskSpec, ParamSpec, WeightSpec, values_equal
 __all__ = [
     "IR_VERSION",
     "NODE_KINDS",
+    "SPIKING_KINDS",
     "SUPPORTED_IR_VERSIONS",
     "Edge",
+    "IFNode",
     "InputNode",
     "LIFNode",
     "LINode",
@@ -80,6 +82,24 @@ def _check_param(errors: list[str], node: Any, field: str, *, gt: float | None =
         errors.append(f"{field}: must be >= {ge:g}, got {float(bad)!r}{where}")
 
 
+def _check_tau_syn(errors: list[str], node: Any) -> None:
+    """``tau_syn`` is > 0 for every neuron, or 0 for every neuron (instantaneous synapses)."""
+    ts = np.asarray(node.tau_syn)
+    if isinstance(node.tau_syn, np.ndarray) and node.tau_syn.shape != (node.size,):
+        _check_param(errors, node, "tau_syn")
+        return
+    if np.all(ts == 0):
+        return
+    if np.any(ts == 0):
+        idx = int(np.argwhere(np.broadcast_to(ts == 0, (node.size,)))[0][0])
+        errors.append(
+            f"tau_syn: 0 (instantaneous synapses) must hold for the whole population or for none, got 0 for "
+            f"neuron {idx} only; split the population"
+        )
+        return
+    _check_param(errors, node, "tau_syn", gt=0)
+
+
 def _raise_node_errors(node: Any, errors: list[str]) -> None:
     if errors:
         raise PydanticCustomError(
@@ -112,29 +132,54 @@ class LIFNode(_IRModel):
     neuron stays silent (``None``: unbounded). At ``t = 0``: ``v = v_leak``,
     ``I = 0``. Voltages are in model units (commonly ``v_leak = 0``,
     ``v_threshold = 1``).
+
+    ``tau_syn = 0`` (for the whole population) means instantaneous synapses (NIR's
+    ``LIF``): there is no current, an incoming spike sets ``v <- v + w``, and the
+    threshold is tested after every input arriving at that instant has been added
+    (simultaneous inputs sum). ``bias`` is a constant input entering where spikes
+    enter: ``tau_syn dI/dt = -I + bias`` (``I`` relaxes from 0 towards ``bias``),
+    or with ``tau_syn = 0``, ``tau_mem dv/dt = -(v - v_leak) + bias``; either way
+    ``v`` settles at ``v_leak + bias``. That rest may lie at or above threshold
+    (tonic firing) only with ``tau_syn = 0``.
     """
 
     kind: Literal["lif"] = "lif"
     name: Name
     size: Size
     tau_mem: Param = Field(description="membrane time constant [s], > 0")
-    tau_syn: Param = Field(description="synaptic current time constant [s], > 0")
+    tau_syn: Param = Field(description="synaptic current time constant [s], > 0; 0 = instantaneous synapses")
     v_threshold: Param = Field(default=1.0, description="spike threshold [model voltage]")
     v_leak: Param = Field(default=0.0, description="resting potential [model voltage], < v_threshold")
     v_reset: Param = Field(default=0.0, description="reset potential [model voltage], < v_threshold")
     t_refrac: Param = Field(default=0.0, description="refractory period [s], >= 0")
+    bias: Param = Field(default=0.0, description="constant input [model voltage]; v settles at v_leak + bias")
     max_spikes: Annotated[StrictInt, Field(ge=1)] | None = Field(
         default=None, description="spikes per neuron per run; null = unbounded"
     )
+
+    @property
+    def instantaneous(self) -> bool:
+        """Whether the synapses are instantaneous (``tau_syn = 0``: inputs jump ``v``)."""
+        return bool(np.all(np.asarray(self.tau_syn) == 0))
 
     @model_validator(mode="after")
     def _check(self) -> LIFNode:
         errors: list[str] = []
         _check_param(errors, self, "tau_mem", gt=0)
-        _check_param(errors, self, "tau_syn", gt=0)
+        _check_tau_syn(errors, self)
         _check_param(errors, self, "t_refrac", ge=0)
-        for f in ("v_threshold", "v_leak", "v_reset"):
+        for f in ("v_threshold", "v_leak", "v_reset", "bias"):
             _check_param(errors, self, f)
+        if not errors and not self.instantaneous:
+            rest = np.broadcast_to(np.asarray(self.v_leak) + np.asarray(self.bias), (self.size,))
+            bad = rest >= np.broadcast_to(np.asarray(self.v_threshold), (self.size,))
+            if bad.any() and np.any(np.asarray(self.bias) != 0):
+                idx = int(np.argwhere(bad)[0][0])
+                errors.append(
+                    f"bias: v_leak + bias must be < v_threshold with a synaptic current (tau_syn > 0), got "
+                    f"{float(rest[idx])!r} >= {float(np.broadcast_to(self.v_threshold, (self.size,))[idx])!r} "
+                    f"(neuron {idx}); a tonically firing neuron is supported with instantaneous synapses (tau_syn=0)"
+                )
         if not errors:
             thr = np.asarray(self.v_threshold)
             for f, why in (
@@ -165,29 +210,91 @@ class LINode(_IRModel):
 
     An incoming spike through weight ``w`` sets ``I <- I + w``. It never spikes;
     its membrane trace ``v(t)`` is the output. At ``t = 0``: ``v = v_leak``, ``I = 0``.
+    ``tau_syn = 0`` means instantaneous synapses (NIR's ``LI``: a spike sets
+    ``v <- v + w``); ``bias`` is a constant input as for ``lif``.
     """
 
     kind: Literal["li"] = "li"
     name: Name
     size: Size
     tau_mem: Param = Field(description="membrane time constant [s], > 0")
-    tau_syn: Param = Field(description="synaptic current time constant [s], > 0")
+    tau_syn: Param = Field(description="synaptic current time constant [s], > 0; 0 = instantaneous synapses")
     v_leak: Param = Field(default=0.0, description="resting potential [model voltage]")
+    bias: Param = Field(default=0.0, description="constant input [model voltage]; v settles at v_leak + bias")
+
+    @property
+    def instantaneous(self) -> bool:
+        """Whether the synapses are instantaneous (``tau_syn = 0``: inputs jump ``v``)."""
+        return bool(np.all(np.asarray(self.tau_syn) == 0))
 
     @model_validator(mode="after")
     def _check(self) -> LINode:
         errors: list[str] = []
         _check_param(errors, self, "tau_mem", gt=0)
-        _check_param(errors, self, "tau_syn", gt=0)
+        _check_tau_syn(errors, self)
         _check_param(errors, self, "v_leak")
+        _check_param(errors, self, "bias")
         _raise_node_errors(self, errors)
         return self
 
 
-Node = Annotated[InputNode | LIFNode | LINode, Field(discriminator="kind")]
+class IFNode(_IRModel):
+    """Integrate-and-fire neurons without leak, with instantaneous synapses (NIR's ``IF``).
+
+    Per neuron, between input spikes::
+
+        dv/dt = bias                               [bias in model voltage per s]
+
+    An incoming spike through weight ``w`` sets ``v <- v + w``; the threshold is
+    tested after every input arriving at that instant has been added. When ``v``
+    reaches ``v_threshold`` the neuron spikes, ``v <- v_reset``, and ``v`` is held
+    there for ``t_refrac`` seconds. At ``t = 0``: ``v = 0``.
+    """
+
+    kind: Literal["if"] = "if"
+    name: Name
+    size: Size
+    v_threshold: Param = Field(default=1.0, description="spike threshold [model voltage], > 0")
+    v_reset: Param = Field(default=0.0, description="reset potential [model voltage], < v_threshold")
+    t_refrac: Param = Field(default=0.0, description="refractory period [s], >= 0")
+    bias: Param = Field(default=0.0, description="constant drift dv/dt [model voltage per s]")
+    max_spikes: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None, description="spikes per neuron per run; null = unbounded"
+    )
+
+    @property
+    def instantaneous(self) -> bool:
+        """Always True: the membrane jumps by the weight."""
+        return True
+
+    @model_validator(mode="after")
+    def _check(self) -> IFNode:
+        errors: list[str] = []
+        _check_param(errors, self, "v_threshold", gt=0)
+        _check_param(errors, self, "t_refrac", ge=0)
+        for f in ("v_reset", "bias"):
+            _check_param(errors, self, f)
+        if not errors:
+            thr = np.broadcast_to(np.asarray(self.v_threshold), (self.size,))
+            bad = np.broadcast_to(np.asarray(self.v_reset), (self.size,)) >= thr
+            if bad.any():
+                idx = int(np.argwhere(bad)[0][0])
+                errors.append(
+                    f"v_reset: must be < v_threshold, got v_reset="
+                    f"{float(np.broadcast_to(self.v_reset, (self.size,))[idx])!r} >= v_threshold="
+                    f"{float(thr[idx])!r} (neuron {idx}); a reset at or above threshold would fire again at once"
+                )
+        _raise_node_errors(self, errors)
+        return self
+
+
+Node = Annotated[InputNode | LIFNode | LINode | IFNode, Field(discriminator="kind")]
 """Any population; the ``kind`` field selects the model."""
 
-NODE_KINDS: dict[str, type[_IRModel]] = {"input": InputNode, "lif": LIFNode, "li": LINode}
+NODE_KINDS: dict[str, type[_IRModel]] = {"input": InputNode, "lif": LIFNode, "li": LINode, "if": IFNode}
+
+SPIKING_KINDS: tuple[str, ...] = ("lif", "if")
+"""Node kinds that spike (have a threshold); ``li`` readouts and inputs do not."""
 
 
 class Edge(_IRModel):
@@ -319,7 +426,7 @@ class Network(_IRModel):
         return problems
 
     # -- queries ------------------------------------------------------------
-    def node(self, name: str) -> InputNode | LIFNode | LINode:
+    def node(self, name: str) -> InputNode | LIFNode | LINode | IFNode:
         """The node called ``name`` (KeyError naming the known nodes otherwise)."""
         for n in self.nodes:
             if n.name == name:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from ..ir import SPIKING_KINDS
 from ._annotations import Structure
 from ._graph import annotate_edge, annotate_graph, annotate_node
 from ._pass import Pass, PassContext, register
@@ -68,7 +69,9 @@ class AnalyzeStructure(Pass):
         layers: list[list[tuple[str, ...]]] = [[] for _ in range(n_layers)]
         for comp in sccs:
             layers[depth[comp[0]]].append(comp)
-        single = tuple(sorted(n for n, d in g.nodes(data=True) if d["ir"].kind == "lif" and d["ir"].max_spikes == 1))
+        single = tuple(
+            sorted(n for n, d in g.nodes(data=True) if d["ir"].kind in SPIKING_KINDS and d["ir"].max_spikes == 1)
+        )
         structure = Structure(
             feedforward=not recurrent_edges,
             sccs=tuple(sccs),

@@ -9,6 +9,7 @@ from typing import Literal
 import networkx as nx
 
 from ..errors import SnnCompError
+from ..ir import SPIKING_KINDS
 from ._annotations import Schedule, Stage, Structure
 from ._graph import annotate_graph, annotate_node
 from ._pass import Pass, PassContext, register
@@ -73,7 +74,7 @@ class ScheduleEvents(Pass):
                 )
             for _d, comp in sorted(q for q in queued if q[0] == depth):
                 stages.append(Stage(index=len(stages), strategy="event-queue", populations=comp))
-        buffers = {n: self._buffer(g.nodes[n]["ir"]) for n in g.nodes if g.nodes[n]["ir"].kind == "lif"}
+        buffers = {n: self._buffer(g.nodes[n]["ir"]) for n in g.nodes if g.nodes[n]["ir"].kind in SPIKING_KINDS}
         schedule = Schedule(stages=tuple(stages), buffers=buffers)
         auto = sorted(n for n in buffers if g.nodes[n]["ir"].max_spikes is None and self.spikes_per_neuron is None)
         for stage in stages:
@@ -97,7 +98,7 @@ class ScheduleEvents(Pass):
         if len(comp) != 1 or g.has_edge(comp[0], comp[0]):
             return False
         node = g.nodes[comp[0]]["ir"]
-        return node.kind == "li" or (node.kind == "lif" and node.max_spikes == 1)
+        return node.kind == "li" or (node.kind in SPIKING_KINDS and node.max_spikes == 1)
 
     def _buffer(self, node: object) -> int:
         max_spikes = node.max_spikes  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from jax import lax
 from jaxtyping import Array
 
 from ...errors import TargetError
+from ...ir import SPIKING_KINDS
 from ._dynamics import free_coefficients
 from ._events import EdgeSpec, SpikeBuffer, effective_weight
 from ._layer import LayerParallelStage
@@ -190,7 +191,7 @@ def _layer_backward(
 ) -> tuple[dict, dict]:
     d_sub, d_times = _zero_grads(sub, {n: buffers[n].times for n in _upstream(stage)})
     for pop in stage.populations:
-        if pop.kind != "lif" or pop.name not in out:
+        if pop.kind not in SPIKING_KINDS or pop.name not in out:
             continue
         nrn = pop.nrn
         buf = out[pop.name]
@@ -201,17 +202,27 @@ def _layer_backward(
         g_j = jnp.zeros((n + 1,), buf.times.dtype).at[idx].add(jnp.where(valid, ct[pop.name], 0.0))[:n]
         c_j = jnp.zeros((n + 1,), buf.times.dtype).at[idx].set(jnp.where(valid, buf.current, 0.0))[:n]
         spiked = jnp.isfinite(t_j)
-        slope = _guarded_slope((c_j - nrn.theta) / nrn.tau_mem, nrn)  # du/dt just before the spike
+        jump = nrn.has_jump
+        # du/dt just before the spike (for instantaneous synapses the current is 0: leak and drift only).
+        slope = (jnp.where(jump, 0.0, c_j) - nrn.theta) / nrn.tau_mem + nrn.drift
+        slope = _guarded_slope(slope, jnp.where(jnp.isfinite(nrn.tau_mem), nrn.theta / nrn.tau_mem, nrn.drift))
+        trigger = _layer_triggers(pop, sub, buffers, t_j, spiked, t_max) if jump else None
         lam = jnp.where(spiked, -g_j / jnp.where(spiked, slope, 1.0), 0.0)  # lambda_v(t_j-)
-        for e in pop.edges_in:
+        if trigger is not None:
+            # A spike at an input's arrival (the jump crossed threshold) moves with that arrival alone.
+            lam = jnp.where(trigger[1] > 0, 0.0, lam)
+        for k_edge, e in enumerate(pop.edges_in):
             src = buffers[e.source]
             s = src.times + sub["delay"][e.key]
             ok = (src.neurons >= 0) & (s < t_max)
             delta = t_j[None, :] - s[:, None]
             active = ok[:, None] & spiked[None, :] & (delta > 0)
             d_safe = jnp.where(active, delta, 0.0)
-            _, kappa, gamma = free_coefficients(d_safe, nrn)
-            dkappa = (gamma - kappa) / nrn.tau_mem
+            alpha, kappa, gamma = free_coefficients(d_safe, nrn)
+            if jump:  # a weight jumps v: its effect at the spike decays with the membrane alone
+                kappa, dkappa = alpha, -alpha / nrn.tau_mem
+            else:
+                dkappa = (gamma - kappa) / nrn.tau_mem
             w_eff = effective_weight(e, sub)
             rows = jnp.where(ok, src.neurons, 0)
             contrib = jnp.where(active, lam[None, :] * kappa, 0.0)
@@ -219,6 +230,9 @@ def _layer_backward(
             if e.mask is not None:
                 dw = jnp.where(e.mask, dw, 0.0)
             ds = -jnp.sum(jnp.where(active, w_eff[rows] * lam[None, :] * dkappa, 0.0), axis=1)
+            if trigger is not None:
+                claims = trigger[0][k_edge]  # [K, n]: this arrival is the spike's trigger
+                ds = ds + jnp.sum(jnp.where(claims, g_j[None, :], 0.0), axis=1)
             d_sub["weight"][e.key] = d_sub["weight"][e.key] + dw.astype(d_sub["weight"][e.key].dtype)
             d_sub["delay"][e.key] = d_sub["delay"][e.key] + jnp.sum(ds).astype(d_sub["delay"][e.key].dtype)
             if e.source in d_times:
@@ -226,8 +240,41 @@ def _layer_backward(
     return d_sub, d_times
 
 
+def _layer_triggers(
+    pop: Any, sub: dict, buffers: dict[str, SpikeBuffer], t_j: Array, spiked: Array, t_max: Array
+) -> tuple[list[Array], Array]:
+    """Which arrival triggered each jump-crossing spike: ``([K_e, n] per edge, claimed per neuron)``.
+
+    A neuron with instantaneous synapses that spikes at an input's arrival crossed threshold by that
+    jump, so its spike time is the arrival time. With several inputs at that instant the derivative is
+    one-sided; the convention (shared with the event queue's adjoint) gives the spike's time to the
+    last excitatory input applied in the forward order (edges in order, then spikes in buffer order).
+    """
+    keys, trig = [], []
+    base = 1
+    for e in pop.edges_in:
+        src = buffers[e.source]
+        s = src.times + sub["delay"][e.key]
+        ok = (src.neurons >= 0) & (s < t_max)
+        w = effective_weight(e, sub)[jnp.where(ok, src.neurons, 0)]
+        hit = ok[:, None] & spiked[None, :] & (s[:, None] == t_j[None, :]) & (w > 0)
+        order = base + jnp.arange(s.shape[0])
+        keys.append(jnp.where(hit, order[:, None], 0))
+        trig.append(hit)
+        base += s.shape[0]
+    if not keys:
+        return [], jnp.zeros_like(t_j, dtype=jnp.int32)
+    claim = jnp.max(jnp.stack([jnp.max(k, axis=0) for k in keys]), axis=0)
+    return [(k == claim[None, :]) & h for k, h in zip(keys, trig)], claim
+
+
 # -- event queue: one backward sweep over every event in reverse time order -----------------------
 _INTERNAL, _EXTERNAL, _RELEASE, _SPIKE = 0, 1, 2, 3
+# Order within one instant in the backward sweep (reverse of the forward's), used with instantaneous
+# synapses: zero-delay deliveries (after their spike), spikes, delayed internal deliveries, external
+# deliveries, releases (a refractory period ends before anything else of its instant happens).
+_RANK = {_INTERNAL: 0, _SPIKE: 1, _EXTERNAL: 3, _RELEASE: 4}
+_RANK_DELAYED = 2
 
 
 def _queue_backward(
@@ -297,7 +344,15 @@ def _queue_backward(
         extra = max(m - 1, 0)
 
         def add(
-            t: Array, kind: int, row: Array, neuron: Array, tg: Array, edge: int, cur: Array, irow: Array | None = None
+            t: Array,
+            kind: int,
+            row: Array,
+            neuron: Array,
+            tg: Array,
+            edge: int,
+            cur: Array,
+            irow: Array | None = None,
+            rank: Array | None = None,
         ) -> None:
             size = t.shape[0]
             by_kind[kind].append(
@@ -310,6 +365,9 @@ def _queue_backward(
                     "edge": jnp.full((size,), edge, jnp.int32),
                     "cur": cur.astype(dtype),
                     "irow": jnp.full((size, extra), zero_row, jnp.int32) if irow is None else irow.astype(jnp.int32),
+                    "rank": jnp.broadcast_to(
+                        jnp.asarray(rank if rank is not None else _RANK[kind], jnp.int32), (size,)
+                    ),
                 }
             )
 
@@ -340,6 +398,9 @@ def _queue_backward(
                 spike_off[e.source] + jnp.arange(size),
                 edge_id[e.key],
                 jnp.zeros((size,)),
+                # A zero-delay delivery follows its spike in the forward order; a delayed one precedes
+                # the spikes of its instant.
+                rank=jnp.where(sub["delay"][e.key] == 0, _RANK[_INTERNAL], _RANK_DELAYED),
             )
         for p in spiking:
             buf = out[p.name]
@@ -370,9 +431,16 @@ def _queue_backward(
         # Reverse time; at equal times undo the forward order (deliveries caused by a spike come after
         # it): the stable sort keeps the kind order of the concatenation among equal times.
         keys = lax.stop_gradient(-cat["t"])
-        # The bitonic network wins for short lists; its n log^2 n steps lose to XLA's sort for long ones.
-        order = sort_permutation(keys) if keys.shape[-1] <= 1024 else jnp.argsort(keys, axis=-1, stable=True)
-        return {k: v[order] for k, v in cat.items()}
+        if nrn.has_jump:
+            # Instantaneous synapses make equal times common (a spike at its trigger's arrival, inputs on
+            # a grid): undo the forward order exactly, by rank within an instant (two stable sorts).
+            by_rank = jnp.argsort(cat["rank"], stable=True)
+            order = by_rank[jnp.argsort(keys[by_rank], stable=True)]
+        elif keys.shape[-1] <= 1024:  # the bitonic network wins for short lists, XLA's sort for long ones
+            order = sort_permutation(keys)
+        else:
+            order = jnp.argsort(keys, axis=-1, stable=True)
+        return {k: v[order] for k, v in cat.items() if k != "rank"}
 
     # Which neurons are clamped at t_max (a spike whose refractory period outlasts the window).
     clamped0 = jnp.zeros((n,), bool)
@@ -386,6 +454,8 @@ def _queue_backward(
 
     tau_m = jnp.broadcast_to(nrn.tau_mem, (n,))
     tau_s = jnp.broadcast_to(nrn.tau_syn, (n,))
+    jump_all = jnp.broadcast_to(nrn.jump, (n,))
+    drift_all = jnp.broadcast_to(nrn.drift, (n,))
     theta = jnp.broadcast_to(nrn.theta, (n,))
     u_reset = jnp.broadcast_to(nrn.u_reset, (n,))
     zeros = jnp.zeros((n,), dtype)
@@ -400,6 +470,8 @@ def _queue_backward(
             lam_i=zeros,
             tg=tg0,
         )
+        if nrn.has_jump:  # a spike at its trigger's arrival waits for that delivery (see step)
+            carry0.update(trig_on=jnp.zeros((n,), bool), trig_g=zeros, trig_t=zeros)
         # Without a refractory period nothing is ever clamped or released: no bookkeeping for it.
         if nrn.has_refrac:
             carry0.update(clamped=clamped0, pend_on=jnp.zeros((n,), bool), pend_lam=zeros, pend_i=zeros, pend_r=zeros)
@@ -438,8 +510,22 @@ def _queue_backward(
             field = -(lam_u / tau_m - lam_i / tau_s)
             if nrn.has_refrac:
                 field = jnp.where(free, field, lam_i / tau_s)
+            lam_w = lam_i
+            if nrn.has_jump:
+                # A weight that jumps v: dL/dw = lambda_v, and moving the jump shifts the leak's pull by w/tau_m.
+                jump_free = jump_all & free if nrn.has_refrac else jump_all
+                field = jnp.where(jump_all, jnp.where(jump_free, lam_u / tau_m, 0.0), field)
+                lam_w = jnp.where(jump_all, jnp.where(jump_free, lam_u, 0.0), lam_i)
             ds = jnp.where(live, w @ field, 0.0)
-            dw_rows = jnp.where(live[:, None], lam_i * row_mask[rows], 0.0)
+            dw_rows = jnp.where(live[:, None], lam_w * row_mask[rows], 0.0)
+            if nrn.has_jump:
+                # The delivery that triggered a pending spike (the last excitatory one of the instant in
+                # forward order: the first met here) takes that spike's time sensitivity.
+                claim = live[:, None] & c["trig_on"][None, :] & (c["trig_t"] == t_ev)[None, :] & (w > 0)
+                last = jnp.max(jnp.where(claim, jnp.arange(rows.shape[0])[:, None], -1), axis=0)
+                mine = claim & (jnp.arange(rows.shape[0])[:, None] == last[None, :])
+                ds = ds + jnp.sum(jnp.where(mine, c["trig_g"][None, :], 0.0), axis=1)
+                trig_on = c["trig_on"] & ~jnp.any(mine, axis=0)
             # dL/ds lands in this event's TG entry; a spike's entry becomes g below (one write per step).
             tg_here = c["tg"][x["tg"]] + jnp.sum(ds)
             j = x["nrn"]
@@ -474,9 +560,21 @@ def _queue_backward(
                 )
 
             # Spike: lambda_v jumps by the implicit-function rule.
-            slope_minus = _guarded_slope((cur - theta[j]) / tau_m[j], theta[j] / tau_m[j])
-            slope_plus = jnp.where(t_ref > 0, 0.0, (cur - u_reset[j]) / tau_m[j])
+            if nrn.has_jump:  # the current slot holds the trigger flag there, and the current is 0
+                triggered = jump_all[j] & (cur > 0.5)
+                cur = jnp.where(jump_all[j], 0.0, cur)
+            scale = jnp.where(jnp.isfinite(tau_m[j]), theta[j] / tau_m[j], drift_all[j])
+            slope_minus = _guarded_slope((cur - theta[j]) / tau_m[j] + drift_all[j], scale)
+            slope_plus = jnp.where(t_ref > 0, 0.0, (cur - u_reset[j]) / tau_m[j] + drift_all[j])
             new_lam = (lam_u[j] * slope_plus - g) / jnp.where(is_spk, slope_minus, 1.0)
+            if nrn.has_jump:
+                # A jump crossing: the spike's time is its trigger's arrival (claimed by that delivery
+                # below, in this sweep's order), and nothing before the jump changes that time.
+                trig = hot & is_spk & triggered
+                new["trig_g"] = jnp.where(trig, g - lam_u[j] * slope_plus, c["trig_g"])
+                new["trig_t"] = jnp.where(trig, t_ev, c["trig_t"])
+                new["trig_on"] = trig_on | trig
+                new_lam = jnp.where(triggered, 0.0, new_lam)
             new["lam_u"] = jnp.where(hot & is_spk, new_lam, lam_u)
             new["tg"] = c["tg"].at[x["tg"]].set(jnp.where(is_spk, g, tg_here))
             if rows_as_outputs:
@@ -571,7 +669,7 @@ def _program_backward(
     for stage in reversed(program.stages):
         keys = tuple(e.key for e in _stage_edges(stage))
         sub = {"weight": {k: params["weight"][k] for k in keys}, "delay": {k: params["delay"][k] for k in keys}}
-        out = {p.name: buffers[p.name] for p in stage.populations if p.kind == "lif" and p.name in buffers}
+        out = {p.name: buffers[p.name] for p in stage.populations if p.kind in SPIKING_KINDS and p.name in buffers}
         if not out:
             continue
         stage_ct = {n: jnp.where(jnp.isfinite(out[n].times), ct[n], 0.0) for n in out}

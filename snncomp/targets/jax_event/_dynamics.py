@@ -22,6 +22,17 @@ which never overflows.
 A neuron's parameter arrays have shape ``[n]`` or ``[1]`` (the same value for
 every neuron); everything here broadcasts, so uniform populations pay for one
 exponential per event instead of one per neuron.
+
+Three extensions keep this form (see ``_program._columns``):
+
+* **bias** (a constant input ``b``): measured from the biased rest ``v_leak + b``,
+  ``u = v - v_leak - b`` and ``I' = I - b`` obey the equations above unchanged;
+  only the start differs, ``(u, I') = (u_init, i_init) = (-b, -b)`` at ``t = 0``
+  (``(-b, 0)`` with instantaneous synapses), and threshold and reset move by ``-b``.
+* **instantaneous synapses** (``jump``): a delivery adds the weight to ``u``
+  instead of ``I``, which then stays 0 (its ``tau_syn`` is a finite placeholder).
+* **no leak** (``if`` neurons): ``tau_mem = inf`` (``alpha = 1``) and a constant
+  ``drift``, ``du/dt = drift``, which ``free_evolve`` adds as ``drift * s``.
 """
 
 from __future__ import annotations
@@ -51,8 +62,17 @@ class NeuronParams(eqx.Module):
     max_spikes: Int[Array, " n"]
     spiking: Array
     delta: Float[Array, " n"]
+    jump: Array
+    """Instantaneous synapses: a delivery adds to ``u`` (per neuron, bool)."""
+    drift: Float[Array, " n"]
+    """``du/dt`` added to the free evolution (``if`` neurons' bias; 0 elsewhere)."""
+    u_init: Float[Array, " n"]
+    i_init: Float[Array, " n"]
     size: int = eqx.field(static=True)
     has_refrac: bool = eqx.field(static=True)
+    has_jump: bool = eqx.field(static=True, default=False)
+    has_drift: bool = eqx.field(static=True, default=False)
+    has_init: bool = eqx.field(static=True, default=False)
 
     @staticmethod
     def build(columns: dict[str, np.ndarray], size: int, dtype: np.dtype) -> NeuronParams:
@@ -69,6 +89,11 @@ class NeuronParams(eqx.Module):
         # delta in float64 first: 1/tau_mem - 1/tau_syn loses digits when the two are close.
         delta = 1.0 / tau_mem - 1.0 / tau_syn
         refrac = np.asarray(columns["t_refrac"], np.float64)
+        zeros = np.zeros((size,))
+        jump = np.asarray(columns.get("jump", np.zeros((size,), bool)), bool)
+        drift = np.asarray(columns.get("drift", zeros), np.float64)
+        u_init = np.asarray(columns.get("u_init", zeros), np.float64)
+        i_init = np.asarray(columns.get("i_init", zeros), np.float64)
         return NeuronParams(
             tau_mem=pack(tau_mem, dtype),
             tau_syn=pack(tau_syn, dtype),
@@ -79,9 +104,30 @@ class NeuronParams(eqx.Module):
             max_spikes=pack(columns["max_spikes"], np.dtype(np.int32)),
             spiking=pack(columns["spiking"], np.dtype(bool)),
             delta=pack(delta, dtype),
+            jump=pack(jump, np.dtype(bool)),
+            drift=pack(drift, dtype),
+            u_init=pack(u_init, dtype),
+            i_init=pack(i_init, dtype),
             size=size,
             has_refrac=bool(np.any(refrac > 0)),
+            has_jump=bool(np.any(jump)),
+            has_drift=bool(np.any(drift != 0)),
+            has_init=bool(np.any(u_init != 0) or np.any(i_init != 0)),
         )
+
+    def deliver(self, u: Array, i: Array, row: Array, free: Array | bool = True) -> tuple[Array, Array]:
+        """``(u, I)`` after adding the weight ``row``: to ``I``, or to ``u`` for instantaneous synapses.
+
+        ``free`` is False where a neuron is refractory: its membrane is held, so a jump is lost there.
+        """
+        if not self.has_jump:
+            return u, i + row
+        return u + jnp.where(self.jump & free, row, 0.0), i + jnp.where(self.jump, 0.0, row)
+
+    def initial_state(self, n: int) -> tuple[Array, Array]:
+        """``(u, I)`` at ``t = 0`` (zero without a bias), each ``[n]``."""
+        dtype = self.tau_mem.dtype
+        return jnp.broadcast_to(self.u_init, (n,)).astype(dtype), jnp.broadcast_to(self.i_init, (n,)).astype(dtype)
 
     def at(self, name: str, j: Array) -> Array:
         """Parameter ``name`` of neuron ``j`` (works for uniform ``[1]`` arrays too)."""
@@ -122,7 +168,10 @@ def free_coefficients(s: Array, nrn: NeuronParams) -> tuple[Array, Array, Array]
 def free_evolve(u0: Array, i0: Array, s: Array, nrn: NeuronParams) -> tuple[Array, Array]:
     """State ``(u, I)`` after a time ``s >= 0`` of free evolution from ``(u0, I0)``."""
     alpha, beta, gamma = free_coefficients(s, nrn)
-    return alpha * u0 + beta * i0, gamma * i0
+    u = alpha * u0 + beta * i0
+    if nrn.has_drift:
+        u = u + nrn.drift * s
+    return u, gamma * i0
 
 
 def evolve(u: Array, i: Array, ref_end: Array, t0: Array, t1: Array, nrn: NeuronParams) -> tuple[Array, Array]:

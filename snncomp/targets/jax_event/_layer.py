@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array
 
+from ...ir import SPIKING_KINDS
 from ._dynamics import NeuronParams, free_coefficients
 from ._events import SpikeBuffer, incoming
 from ._solver import AbstractCrossingSolver
@@ -55,18 +56,25 @@ def _first_crossing_sweep(
     span = jnp.diff(t)
     alpha, beta, gamma = free_coefficients(span[:, None], nrn)
     zero = jnp.zeros((n,), dtype)
-    init = (zero, matrix[rows[0]], jnp.full((n,), span.shape[0], jnp.int32), zero, zero)
+    u_first, i_first = nrn.deliver(*nrn.initial_state(n), matrix[rows[0]])
+    init = (u_first, i_first, jnp.full((n,), span.shape[0], jnp.int32), zero, zero)
     index = jnp.arange(span.shape[0], dtype=jnp.int32)
 
     def step(carry: tuple, x: tuple) -> tuple:
         u, i, first, cu, ci = carry
         a, b, g, row, k, sk = x
         u_end = a * u + b * i
+        if nrn.has_drift:
+            u_end = u_end + nrn.drift * sk
         flag = (u >= nrn.theta) | (u_end >= nrn.theta) | solver.peak_within(u, i, sk, nrn, decay=a)
+        if nrn.has_jump:
+            # Inputs of one instant are summed before the threshold test: an empty interval holds no crossing.
+            flag = flag & (sk > 0)
         new = flag & (first == span.shape[0]) & nrn.spiking
+        u_next, i_next = nrn.deliver(u_end, g * i, matrix[row])
         return (
-            u_end,
-            g * i + matrix[row],
+            u_next,
+            i_next,
             jnp.where(new, k, first),
             jnp.where(new, u, cu),
             jnp.where(new, i, ci),
@@ -96,6 +104,9 @@ def first_spikes_from_rows(
     valid = times < t_max
     t = jnp.concatenate([jnp.where(valid, times, t_max), t_max[None]])
     rows = jnp.concatenate([jnp.where(valid, rows, zero_row), jnp.full((1,), zero_row, rows.dtype)])
+    if nrn.has_init or nrn.has_drift:  # a biased neuron can cross before the first input: start at t = 0
+        t = jnp.concatenate([jnp.zeros((1,), t.dtype), t])
+        rows = jnp.concatenate([jnp.full((1,), zero_row, rows.dtype), rows])
     hit, u0, i0, t0, span0 = _first_crossing_sweep(t, rows, matrix, nrn, solver)
     return _finish(hit, u0, i0, t0, span0, t_max, nrn, solver)
 
@@ -138,7 +149,7 @@ class LayerParallelStage(AbstractStage):
     def __call__(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
         out: dict[str, SpikeBuffer] = {}
         for pop in self.populations:
-            if pop.kind != "lif":
+            if pop.kind not in SPIKING_KINDS:
                 continue
             dtype = pop.nrn.tau_mem.dtype
             inc = incoming(pop.edges_in, {pop.name: 0}, pop.size, buffers, params, t_max, dtype)

@@ -8,14 +8,14 @@ import numpy as np
 from jaxtyping import Array, Bool
 
 from ...errors import TargetError
-from ...ir import Network
+from ...ir import SPIKING_KINDS, Network
 from ...passes import CompileResult, Schedule
 from ._adjoint import AbstractAdjoint, EventPropAdjoint, get_adjoint
 from ._dynamics import NeuronParams
 from ._events import EdgeSpec, SpikeBuffer, incoming
 from ._layer import LayerParallelStage
 from ._queue import EventQueueStage
-from ._solver import BracketedNewtonSolver, choose_solver
+from ._solver import BracketedNewtonSolver, JumpSolver, choose_solver
 from ._stage import AbstractStage, PopulationPlan
 from ._trace import trace
 
@@ -57,7 +57,7 @@ class EventProgram(eqx.Module):
 
     def spiking(self) -> tuple[str, ...]:
         """Names of the populations that can spike (``lif``), in stage order."""
-        return tuple(p.name for p in self.plans().values() if p.kind == "lif")
+        return tuple(p.name for p in self.plans().values() if p.kind in SPIKING_KINDS)
 
     def __call__(
         self,
@@ -103,30 +103,48 @@ class EventProgram(eqx.Module):
 
 
 def _columns(node: object, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """A node's per-neuron columns for :class:`NeuronParams` (see ``_dynamics`` for the shifted frame)."""
     size = node.size  # type: ignore[attr-defined]
 
     def col(value: object) -> np.ndarray:
         return np.broadcast_to(np.asarray(value, np.float64), (size,))
 
-    v_leak = col(node.v_leak)  # type: ignore[attr-defined]
-    if node.kind == "lif":  # type: ignore[attr-defined]
+    kind = node.kind  # type: ignore[attr-defined]
+    jump = np.full((size,), bool(node.instantaneous))  # type: ignore[attr-defined]
+    bias = col(node.bias)  # type: ignore[attr-defined]
+    if kind == "if":
+        # No leak: tau_mem = inf (alpha = 1), the bias is a drift; the current stays 0 (placeholder tau_syn).
+        tau_mem, tau_syn, rest = np.full((size,), np.inf), np.ones((size,)), np.zeros((size,))
+        drift, u_init, i_init = bias, np.zeros((size,)), np.zeros((size,))
+    else:
+        tau_mem = col(node.tau_mem)  # type: ignore[attr-defined]
+        tau_syn = tau_mem if jump.all() else col(node.tau_syn)  # type: ignore[attr-defined]
+        rest = col(node.v_leak) + bias  # type: ignore[attr-defined]
+        drift, u_init = np.zeros((size,)), -bias
+        i_init = np.zeros((size,)) if jump.all() else -bias
+    common = {
+        "tau_mem": tau_mem,
+        "tau_syn": tau_syn,
+        "v_leak": rest,
+        "jump": jump,
+        "drift": drift,
+        "u_init": u_init,
+        "i_init": i_init,
+    }
+    if kind in SPIKING_KINDS:
         max_spikes = node.max_spikes if node.max_spikes is not None else _UNBOUNDED  # type: ignore[attr-defined]
         return {
-            "tau_mem": col(node.tau_mem),  # type: ignore[attr-defined]
-            "tau_syn": col(node.tau_syn),  # type: ignore[attr-defined]
-            "theta": col(node.v_threshold) - v_leak,  # type: ignore[attr-defined]
-            "u_reset": col(node.v_reset) - v_leak,  # type: ignore[attr-defined]
-            "v_leak": v_leak,
+            **common,
+            "theta": col(node.v_threshold) - rest,  # type: ignore[attr-defined]
+            "u_reset": col(node.v_reset) - rest,  # type: ignore[attr-defined]
             "t_refrac": col(node.t_refrac),  # type: ignore[attr-defined]
             "max_spikes": np.full((size,), max_spikes, np.int64),
             "spiking": np.ones((size,), bool),
         }
     return {
-        "tau_mem": col(node.tau_mem),  # type: ignore[attr-defined]
-        "tau_syn": col(node.tau_syn),  # type: ignore[attr-defined]
+        **common,
         "theta": np.ones((size,)),  # unused: li neurons never spike
         "u_reset": np.zeros((size,)),
-        "v_leak": v_leak,
         "t_refrac": np.zeros((size,)),
         "max_spikes": np.zeros((size,), np.int64),
         "spiking": np.zeros((size,), bool),
@@ -165,7 +183,9 @@ def lower(
 
     def plan(name: str) -> PopulationPlan:
         node = nodes[name]
-        if node.kind == "lif":
+        if node.kind == "if":
+            solver = JumpSolver()
+        elif node.kind == "lif":
             solver = choose_solver(np.asarray(node.tau_mem), np.asarray(node.tau_syn))
         else:
             solver = BracketedNewtonSolver()  # never called: li has no threshold

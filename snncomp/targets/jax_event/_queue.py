@@ -38,6 +38,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array
 
+from ...ir import SPIKING_KINDS
 from ._dynamics import NeuronParams, evolve
 from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
 from ._stage import AbstractStage
@@ -97,7 +98,7 @@ class EventQueueStage(AbstractStage):
         best_j = jnp.zeros((), jnp.int32)
         best_t = jnp.full((), jnp.inf, u.dtype)
         for p in self.populations:
-            if p.kind != "lif":
+            if p.kind not in SPIKING_KINDS:
                 continue
             off = self.offsets[p.name]
             sl = slice(off, off + p.size)
@@ -130,7 +131,7 @@ class EventQueueStage(AbstractStage):
         ext_rows = jnp.concatenate([inc.rows, jnp.full((1,), inc.matrix.shape[0] - 1, jnp.int32)])
         n_ext = inc.times.shape[0]
 
-        spiking_pops = [p for p in self.populations if p.kind == "lif" and p.buffer > 0]
+        spiking_pops = [p for p in self.populations if p.kind in SPIKING_KINDS and p.buffer > 0]
         pop_index = {p.name: k for k, p in enumerate(spiking_pops)}
         owner = np.full((n,), -1, np.int32)
         local = np.zeros((n,), np.int32)
@@ -154,14 +155,21 @@ class EventQueueStage(AbstractStage):
             for p in spiking_pops
         )
         zeros = jnp.zeros((n,), dtype)
+        u0, i0 = nrn.initial_state(n)
+        count0 = jnp.zeros((n,), jnp.int32)
+        t0 = jnp.zeros((), dtype)
+        if nrn.has_init or nrn.has_drift:  # a bias can make a neuron fire before any input arrives
+            next0 = self._earliest(u0, i0, zeros, count0, t0)
+        else:
+            next0 = (jnp.zeros((), jnp.int32), jnp.full((), jnp.inf, dtype))
         state0 = dict(
             t=jnp.zeros((), dtype),
-            u=zeros,
-            i=zeros,
+            u=u0,
+            i=i0,
             ref_end=zeros,
-            count=jnp.zeros((n,), jnp.int32),
-            next_j=jnp.zeros((), jnp.int32),
-            next_t=jnp.full((), jnp.inf, dtype),
+            count=count0,
+            next_j=next0[0],
+            next_t=next0[1],
             ext_ptr=jnp.zeros((), jnp.int32),
             int_ptr=jnp.zeros((len(internal),), jnp.int32),
             int_t=jnp.full((len(internal),), jnp.inf, dtype),
@@ -184,6 +192,16 @@ class EventQueueStage(AbstractStage):
         instant = [d == 0 for d in d_int]
         u_reset = jnp.broadcast_to(nrn.u_reset, (n,))
         t_refrac = jnp.broadcast_to(nrn.t_refrac, (n,))
+        jump = jnp.broadcast_to(nrn.jump, (n,))
+
+        def deliver_to(u: Array, i: Array, off: int, size: int, row: Array, free: Array) -> tuple[Array, Array]:
+            """Add ``row`` to neurons ``off:off+size``: to ``I``, or to ``u`` with instantaneous synapses."""
+            if not nrn.has_jump:
+                return u, i.at[off : off + size].add(row)
+            jmp = jump[off : off + size]
+            ok = free[off : off + size] if nrn.has_refrac else True
+            u = u.at[off : off + size].add(jnp.where(jmp & ok, row, 0.0))
+            return u, i.at[off : off + size].add(jnp.where(jmp, 0.0, row))
 
         def body(st: dict) -> dict:
             logs = st["logs"]
@@ -200,7 +218,9 @@ class EventQueueStage(AbstractStage):
 
             is_ext = go & (kind == 0)
             row = inc.matrix[ext_rows[st["ext_ptr"]]]
-            i = i + jnp.where(is_ext, row, 0.0)
+            # A refractory neuron's membrane is held: an instantaneous input is lost there.
+            free = t1 >= st["ref_end"] if nrn.has_refrac else True
+            u, i = nrn.deliver(u, i, jnp.where(is_ext, row, 0.0), free)
             ext_ptr = st["ext_ptr"] + is_ext.astype(jnp.int32)
 
             # Per-projection and per-population flags are stacked once: a tiny scatter per entry is a
@@ -209,8 +229,7 @@ class EventQueueStage(AbstractStage):
             for k, e in enumerate(internal):
                 is_k = go & (kind == 1 + k)
                 row = w_int[k][jnp.maximum(st["int_src"][k], 0)]
-                off = self.offsets[e.target]
-                i = i.at[off : off + e.target_size].add(jnp.where(is_k, row, 0.0))
+                u, i = deliver_to(u, i, self.offsets[e.target], e.target_size, jnp.where(is_k, row, 0.0), free)
                 steps[k] = is_k
 
             is_spk = go & (kind == len(internal) + 1)
@@ -219,6 +238,11 @@ class EventQueueStage(AbstractStage):
             full_k = []
             overflowed = jnp.zeros((), bool)
             i_j = i[j]
+            if nrn.has_jump:
+                # With instantaneous synapses the current is 0; the log's current slot says instead whether
+                # the spike came at an input's arrival (1: the jump crossed threshold) or by the bias (0),
+                # which is what the adjoint needs to know (``_adjoint._queue_backward``).
+                i_j = jnp.where(jump[j], (t_ev == st["t"]).astype(dtype), i_j)
             # Writes go through one-hot selects: under vmap a scatter per carried array costs far more on CPU.
             for k, p in enumerate(spiking_pops):
                 ts, nb, cur, cnt = logs[k]
@@ -248,8 +272,8 @@ class EventQueueStage(AbstractStage):
             for k, e in enumerate(internal):
                 now = fire & (who == pop_index[e.source]) & instant[k]
                 row = w_int[k][local_j[j]]
-                off = self.offsets[e.target]
-                i = i.at[off : off + e.target_size].add(jnp.where(now, row, 0.0))
+                free_now = t1 >= ref_end if nrn.has_refrac else True
+                u, i = deliver_to(u, i, self.offsets[e.target], e.target_size, jnp.where(now, row, 0.0), free_now)
                 steps[k] = steps[k] | now
             next_j, next_t = self._earliest(u, i, ref_end, count, t1)
             # Each projection's next delivery, read from the logs after this iteration's write: a read

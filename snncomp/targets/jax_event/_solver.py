@@ -58,6 +58,7 @@ from ._dynamics import NeuronParams, free_evolve, log1p_over
 __all__ = [
     "AbstractCrossingSolver",
     "BracketedNewtonSolver",
+    "JumpSolver",
     "LambertSolver",
     "Peak",
     "QuadraticSolver",
@@ -325,6 +326,44 @@ class BracketedNewtonSolver(AbstractCrossingSolver):
         return jnp.where(d_lo > 0, jnp.clip(newton, lo, hi), 0.5 * (lo + hi))
 
 
+class JumpSolver(AbstractCrossingSolver):
+    """Instantaneous synapses (``lif`` with ``tau_syn = 0``, ``if``): the current is always 0.
+
+    Between inputs the membrane only relaxes towards its (biased) rest, ``u(s) = u0 exp(-s/tau_mem)``,
+    or drifts, ``u(s) = u0 + drift s`` (``if``). So it crosses threshold either at an input (the jump
+    leaves ``u0 >= theta``: the crossing is now) or, with a bias beyond threshold, in closed form:
+    ``s = tau_mem log(u0 / theta)`` when the rest lies above threshold (``theta < 0`` measured from it),
+    ``s = (theta - u0) / drift`` for ``drift > 0``. Both are exact and differentiable as written.
+    """
+
+    name: ClassVar[str] = "jump (instantaneous synapses, closed form)"
+
+    def _free_crossing(self, u0: Array, nrn: NeuronParams) -> Array:
+        leaky = jnp.isfinite(nrn.tau_mem)
+        tonic = leaky & (nrn.theta < 0) & (u0 < nrn.theta)
+        ratio = jnp.where(tonic, u0 / jnp.where(tonic, nrn.theta, 1.0), 2.0)
+        s_leak = jnp.where(tonic, jnp.where(leaky, nrn.tau_mem, 1.0) * jnp.log(ratio), jnp.inf)
+        rising = ~leaky & (nrn.drift > 0)
+        s_drift = jnp.where(rising, (nrn.theta - u0) / jnp.where(rising, nrn.drift, 1.0), jnp.inf)
+        return jnp.where(leaky, s_leak, s_drift)
+
+    def peak(self, u0: Array, i0: Array, nrn: NeuronParams) -> Peak:
+        s = self._free_crossing(u0, nrn)
+        return Peak(exists=jnp.isfinite(s) | (u0 >= nrn.theta), s_star=jnp.where(u0 >= nrn.theta, 0.0, s))
+
+    def peak_within(self, u0: Array, i0: Array, span: Array, nrn: NeuronParams, decay: Array | None = None) -> Array:
+        del decay
+        return (u0 >= nrn.theta) | (self._free_crossing(u0, nrn) <= span)
+
+    def root(self, u0: Array, i0: Array, nrn: NeuronParams, peak: Peak) -> Array:
+        return self._free_crossing(u0, nrn)
+
+    def crossing(self, u0: Array, i0: Array, nrn: NeuronParams, *, polish: bool | None = None) -> Array:
+        del i0, polish
+        above = u0 >= nrn.theta
+        return jnp.where(above, 0.0, self._free_crossing(jnp.where(above, nrn.theta - 1.0, u0), nrn))
+
+
 def choose_solver(tau_mem: np.ndarray, tau_syn: np.ndarray) -> AbstractCrossingSolver:
     """The cheapest exact solver for a population's time constants (chosen at compile time).
 
@@ -333,6 +372,8 @@ def choose_solver(tau_mem: np.ndarray, tau_syn: np.ndarray) -> AbstractCrossingS
     """
     tau_mem = np.asarray(tau_mem, np.float64)
     tau_syn = np.asarray(tau_syn, np.float64)
+    if np.all(tau_syn == 0) or np.all(np.isinf(tau_mem)):
+        return JumpSolver()
     if np.allclose(tau_mem, 2.0 * tau_syn, rtol=1e-12, atol=0.0):
         return QuadraticSolver()
     if np.allclose(tau_mem, tau_syn, rtol=1e-12, atol=0.0):

@@ -9,6 +9,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array
 
+from ...ir import SPIKING_KINDS
 from ._dynamics import NeuronParams
 from ._events import EdgeSpec, SpikeBuffer
 from ._solver import AbstractCrossingSolver
@@ -51,7 +52,7 @@ class AbstractStage(eqx.Module):
         lines = []
         for p in self.populations:
             ins = ", ".join(e.key for e in p.edges_in) or "none"
-            solver = p.solver.name if p.kind == "lif" else "none (no threshold)"
+            solver = p.solver.name if p.kind in SPIKING_KINDS else "none (no threshold)"
             lines.append(
                 f"{p.name}: {p.kind}[{p.size}] buffer={p.buffer} solver={solver} in=[{ins}] "
                 f"params={_params_label(p.nrn)}"

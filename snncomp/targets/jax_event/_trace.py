@@ -4,8 +4,9 @@ After a run every event that touched a population is known: its incoming
 deliveries and its own spikes. The trace replays them in time order together
 with the grid points (a ``lax.scan`` that jumps from event to event with the
 exact solution, never a time step) and reads ``(v, I)`` at each grid point.
-Values are right-continuous: at a delivery time ``I`` already includes the
-jump, at a spike time ``v`` is already ``v_reset``.
+Values are right-continuous: at a delivery time ``I`` (or ``v``, with
+instantaneous synapses) already includes the jump, at a spike time ``v`` is
+already ``v_reset``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def trace(
         t, u, i, ref_end = carry
         t1, kind, a = ev_t[idx], ev_k[idx], ev_a[idx]
         u, i = evolve(u, i, ref_end, t, t1, nrn)
-        i = i + jnp.where(kind == _DELIVERY, inc.matrix[jnp.minimum(a, inc.matrix.shape[0] - 1)], 0.0)
+        row = jnp.where(kind == _DELIVERY, inc.matrix[jnp.minimum(a, inc.matrix.shape[0] - 1)], 0.0)
+        u, i = nrn.deliver(u, i, row, t1 >= ref_end)
         fire = kind == _SPIKE
         j = jnp.minimum(a, n - 1)
         u = u.at[j].set(jnp.where(fire, nrn.at("u_reset", j), u[j]))
@@ -63,6 +65,8 @@ def trace(
         return (t1, u, i, ref_end), (u, i)
 
     zeros = jnp.zeros((n,), dtype)
-    _, (us, is_) = lax.scan(step, (jnp.zeros((), dtype), zeros, zeros, zeros), order)
+    u0, i0 = nrn.initial_state(n)
+    _, (us, is_) = lax.scan(step, (jnp.zeros((), dtype), u0, i0, zeros), order)
     position = jnp.argsort(order)[ev_t.shape[0] - g :]
-    return us[position] + nrn.v_leak, is_[position]
+    # Back from the biased frame (``_dynamics``): v = u + v_leak + bias, I = I' + bias (= I' - i_init).
+    return us[position] + nrn.v_leak, is_[position] - nrn.i_init
