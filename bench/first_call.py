@@ -5,7 +5,8 @@ Run: ``python bench/first_call.py`` (``--network demo|recurrent|all``, ``--round
 Each measurement is a fresh Python process (``--child``) timing: ``import snncomp``, ``compile``, the
 first ``run`` (trace + XLA compile + run), a second ``run`` (steady state), the first ``jax.jit(jax.grad)``
 call and a second one, and the first and second ``train.make_step`` step (what ``fit`` runs: its checks
-leave the program as a returned code, without host callbacks). Per network and round: a *cold* process with an empty cache directory, then a
+leave the program as a returned code, without host callbacks). Per network and round: a *cold* process
+with an empty cache directory, then a
 *warm* one reusing that directory (what a second CLI call, test worker or notebook restart sees), and
 one with the cache off (``SNNCOMP_COMPILATION_CACHE=0``), and a warm one with ``EQX_ON_ERROR=nan`` (the
 gradient's program holds the in-program checks' host callbacks, and JAX never writes a program with

@@ -20,6 +20,7 @@ __all__ = [
     "PassError",
     "PipelineError",
     "PopulationError",
+    "PrecisionWarning",
     "SnnCompError",
     "TargetError",
 ]
@@ -84,6 +85,10 @@ class PopulationError(SnnCompError, KeyError):
 
 class InputWarning(UserWarning):
     """Valid run-time inputs that are very likely a mistake (e.g. every spike outside the window)."""
+
+
+class PrecisionWarning(UserWarning):
+    """A model needs more precision than the chosen dtype has (e.g. an extreme ``tau_syn / tau_mem`` in float32)."""
 
 
 class BufferGrowthWarning(UserWarning):

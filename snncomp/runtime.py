@@ -436,11 +436,15 @@ def check_params(params: Any, reference: dict[str, dict[str, Array]], dtype: np.
     """``params`` with the structure and shapes of ``reference`` (an executable's ``params``), cast to ``dtype``."""
     if params is None:
         return reference
-    if not isinstance(params, Mapping) or set(params) != {"weight", "delay"}:
+    optional = {"bias"} & set(reference)
+    if not isinstance(params, Mapping) or not ({"weight", "delay"} <= set(params) <= {"weight", "delay"} | optional):
         got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-        raise InputError(f"params must be a dict with keys 'weight' and 'delay' (like exe.params), got {got}")
+        extra = " and optionally 'bias'" if optional else ""
+        raise InputError(f"params must be a dict with keys 'weight' and 'delay'{extra} (like exe.params), got {got}")
+    if optional and "bias" not in params:  # the compiled biases (params written before biases were parameters)
+        params = {**params, "bias": reference["bias"]}
     out: dict[str, dict[str, Array]] = {}
-    for group in ("weight", "delay"):
+    for group in ("weight", "delay", *sorted(optional)):
         want = reference[group]
         got = params[group]
         if not isinstance(got, Mapping) or set(got) != set(want):
@@ -461,6 +465,9 @@ def check_params(params: Any, reference: dict[str, dict[str, Array]], dtype: np.
                 d = float(v)
                 if not np.isfinite(d) or d < 0:
                     raise InputError(f"{where}: a delay must be finite and >= 0, got {d!r}")
+            elif group == "bias" and not np.all(np.isfinite(v)):
+                i = tuple(int(k) for k in np.argwhere(~np.isfinite(v))[0])
+                raise InputError(f"{where}: bias {list(i)} is {float(v[i])!r}; biases must be finite")
             elif not np.all(np.isfinite(v)):
                 i = tuple(int(k) for k in np.argwhere(~np.isfinite(v))[0])
                 raise InputError(f"{where}: weight {list(i)} is {float(v[i])!r}; weights must be finite")
@@ -470,6 +477,11 @@ def check_params(params: Any, reference: dict[str, dict[str, Array]], dtype: np.
 
 def _param_problems(group: str, where: str) -> tuple[Callable[[Array], Array], list[str]]:
     """The value checks of :func:`check_params` for a traced parameter: a predicate per message."""
+    if group == "bias":
+        return (lambda b: jnp.stack([jnp.any(~jnp.isfinite(b))])), [
+            f"{where}: a bias is NaN or infinite; biases must be finite "
+            "(checked inside jit: the parameters were traced)"
+        ]
     if group == "delay":
         return (lambda d: jnp.stack([jnp.any(~jnp.isfinite(d) | (d < 0))])), [
             f"{where}: a delay must be finite and >= 0 (checked inside jit: the parameters were traced)"

@@ -454,7 +454,8 @@ def fit(
     epoch (``ckpt-NNNN.npz``); ``resume=True`` continues from the latest one. ``trainable`` names
     the top-level parameter groups to update; by default an executable's ``weight`` group only
     (delays are in seconds, a scale at which a shared learning rate makes no sense: pass
-    ``trainable=("weight", "delay")`` with a suitable optimizer to learn them; they are kept >= 0).
+    ``trainable=("weight", "delay")`` with a suitable optimizer to learn them; they are kept >= 0;
+    the jax target's ``bias`` group, per population, is learnt with ``trainable=("weight", "bias")``).
     ``project(params) -> params`` is applied after every update (inside ``jit``), e.g. to keep weights
     in the range a chip can realise (:func:`clip_weights`). If ``exe.apply`` takes a ``key`` argument,
     each step passes a fresh PRNG key (a function of ``seed`` and the step), e.g. for noise-aware
@@ -585,7 +586,8 @@ def _restrict(
             raise SnnCompError(f"{where}(trainable=...) needs params that are a dict of groups (like exe.params)")
         return optimizer
     if trainable is None:
-        trainable = ("weight",) if set(params) == {"weight", "delay"} else tuple(params)
+        # An executable's params: its weights (delays are seconds, biases model voltages: opt in to those).
+        trainable = ("weight",) if "weight" in params and set(params) <= {"weight", "delay", "bias"} else tuple(params)
     unknown = sorted(set(trainable) - set(params))
     if unknown:
         raise SnnCompError(f"{where}(trainable=...): unknown parameter groups {unknown}; groups are {sorted(params)}")

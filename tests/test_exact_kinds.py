@@ -8,6 +8,8 @@ threshold test); gradients against central finite differences.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,9 +20,14 @@ from hypothesis import strategies as st
 import snncomp
 from snncomp import Spikes
 
-jax.config.update("jax_enable_x64", True)
-
 T_MAX = 40e-3
+
+
+@pytest.fixture(autouse=True)
+def _x64() -> Any:
+    # Within each test only: a global switch would leak into other test modules of the same worker.
+    with jax.enable_x64(True):
+        yield
 
 
 def _segment_v(v0: float, i0: float, s: np.ndarray, p: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +49,7 @@ def _reference(p: dict, times: np.ndarray, weights: np.ndarray, max_spikes: int)
     i = 0.0
     t = 0.0
     out: list[float] = []
-    instants = sorted(set(times.tolist())) + [T_MAX]
+    instants = [*sorted(set(times.tolist())), T_MAX]
     for t_next in instants:
         while len(out) < max_spikes:
             span = t_next - t
@@ -204,13 +211,21 @@ def _grad_case(max_spikes: int, kind: str, bias: float, t_refrac: float) -> tupl
             total = total + jnp.sum(jnp.where(jnp.isfinite(t), (t * 1e3) ** 2, 0.0))
         return total
 
+    loss.neurons = n_in  # type: ignore[attr-defined]
     return exe, loss, jnp.asarray(t_in[None])
 
 
 @pytest.mark.parametrize(
     ("max_spikes", "kind", "bias", "t_refrac"),
-    [(1, "lif", 0.0, 0.0), (1, "lif", 1.3, 0.0), (1, "if", 60.0, 0.0), (3, "lif", 0.0, 0.0), (3, "lif", 1.3, 0.0),
-     (3, "if", 60.0, 0.0), (3, "lif", 0.3, 1e-3)],
+    [
+        (1, "lif", 0.0, 0.0),
+        (1, "lif", 1.3, 0.0),
+        (1, "if", 60.0, 0.0),
+        (3, "lif", 0.0, 0.0),
+        (3, "lif", 1.3, 0.0),
+        (3, "if", 60.0, 0.0),
+        (3, "lif", 0.3, 1e-3),
+    ],
 )
 def test_gradients_match_finite_differences(max_spikes: int, kind: str, bias: float, t_refrac: float) -> None:
     # max_spikes=1: layer-parallel stages; 3: the event queue. Both jump crossings (a spike at its
@@ -241,3 +256,134 @@ def test_gradients_match_finite_differences(max_spikes: int, kind: str, bias: fl
         fd_t[k] = (loss(p, jnp.asarray(up)) - loss(p, jnp.asarray(dn))) / (2 * h)
     np.testing.assert_allclose(np.asarray(g_t)[0], fd_t, rtol=1e-5, atol=1e-5 * np.abs(fd_t).max())
     assert np.abs(fd_t).max() > 0
+
+
+@pytest.mark.parametrize(("max_spikes", "kind", "bias"), [(1, "lif", 1.3), (3, "lif", 0.0), (3, "if", 60.0)])
+def test_hardware_in_the_loop_replay_equals_the_direct_gradient(max_spikes: int, kind: str, bias: float) -> None:
+    # Replay (the chip's recorded spikes, EventProp on the model) recovers the trigger flags and the
+    # biased current at each spike from the deliveries alone; it must give the simulator's gradient.
+    from snncomp.targets.jax_event import replay
+
+    exe, loss, times = _grad_case(max_spikes, kind, bias, 0.0)
+    n_in = loss.neurons
+    rec = exe.run({"x": Spikes(times=times, neurons=n_in)})
+    recorded = {k: (v.times[0], v.neurons[0]) for k, v in rec.spikes.items()}
+
+    def loss_replay(p: dict, t_in: jax.Array) -> jax.Array:
+        out = replay(exe.lowered, p, {"x": (t_in[0], n_in[0])}, recorded, T_MAX)
+        return sum(jnp.sum(jnp.where(jnp.isfinite(t), (t * 1e3) ** 2, 0.0)) for t in out.values())
+
+    g1, gt1 = jax.grad(loss, argnums=(0, 1))(exe.params, times)
+    g2, gt2 = jax.grad(loss_replay, argnums=(0, 1))(exe.params, times)
+    assert np.abs(np.asarray(gt1)).max() > 1
+    np.testing.assert_allclose(np.asarray(gt2), np.asarray(gt1), rtol=1e-9, atol=1e-6)
+    for k in g1["weight"]:
+        np.testing.assert_allclose(np.asarray(g2["weight"][k]), np.asarray(g1["weight"][k]), rtol=1e-9, atol=1e-9)
+
+
+def test_float32_warns_about_an_extreme_time_constant_ratio() -> None:
+    from snncomp.errors import PrecisionWarning
+
+    net = snncomp.Network("p")
+    x = net.input("x", 1)
+    h = net.lif("h", 1, tau_mem=10e-3, tau_syn=10e-9)
+    net.connect(x, h, weight=1.0)
+    with pytest.warns(PrecisionWarning, match=r"population 'h': tau_syn / tau_mem reaches 1e-06.*float64"):
+        snncomp.compile(net, t_max=T_MAX, dtype="float32")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrecisionWarning)
+        snncomp.compile(net, t_max=T_MAX, dtype="float64")
+        net2 = snncomp.Network("q")
+        x2 = net2.input("x", 1)
+        net2.connect(x2, net2.lif("h", 1, tau_mem=10e-3, tau_syn=0.0), weight=1.0)
+        snncomp.compile(net2, t_max=T_MAX, dtype="float32")
+
+
+@pytest.mark.parametrize(
+    ("max_spikes", "kind", "bias", "t_refrac"),
+    [(1, "lif", 1.3, 0.0), (1, "if", 150.0, 0.0), (3, "lif", 0.3, 0.0), (3, "if", 150.0, 0.0), (3, "lif", 1.3, 1e-3)],
+)
+def test_bias_gradients_match_finite_differences(max_spikes: int, kind: str, bias: float, t_refrac: float) -> None:
+    # The bias is a parameter (params["bias"][population], per neuron). EventProp integrates the adjoint
+    # against it between events in closed form; a current-based population (tau_syn > 0) is included.
+    rng = np.random.default_rng(1)
+    net = snncomp.Network("gb")
+    x = net.input("x", 4)
+    if kind == "if":
+        h = net.if_("h", 3, max_spikes=max_spikes, bias=bias, t_refrac=t_refrac)
+    else:
+        h = net.lif("h", 3, tau_mem=10e-3, tau_syn=0.0, max_spikes=max_spikes, bias=bias, t_refrac=t_refrac)
+    o = net.lif("o", 2, tau_mem=10e-3, tau_syn=4e-3, bias=0.4, max_spikes=max_spikes, t_refrac=t_refrac)
+    net.connect(x, h, weight=rng.uniform(0.2, 0.7, (4, 3)), delay=0.5e-3)
+    net.connect(h, o, weight=rng.uniform(1.0, 2.5, (3, 2)))
+    exe = snncomp.compile(net, t_max=T_MAX, dtype="float64")
+    t_in = jnp.asarray(np.sort(rng.uniform(0, 20e-3, 12))[None])
+    n_in = jnp.asarray(rng.integers(0, 4, 12)[None], jnp.int32)
+
+    def loss(p: dict) -> jax.Array:
+        rec = exe.apply(p, {"x": Spikes(times=t_in, neurons=n_in)})
+        return sum(
+            jnp.sum(jnp.where(jnp.isfinite(rec.spikes[k].times), (rec.spikes[k].times * 1e3) ** 2, 0.0))
+            for k in ("h", "o")
+        )
+
+    p = exe.params
+    assert set(p["bias"]) == {"h", "o"}
+    g = jax.grad(loss)(p)
+    eps = 1e-6 if kind == "if" else 1e-7
+    for pop in ("h", "o"):
+        b = np.asarray(p["bias"][pop])
+        fd = np.zeros_like(b)
+        for k in range(b.size):
+            up, dn = b.copy(), b.copy()
+            up[k] += eps
+            dn[k] -= eps
+            fd[k] = (
+                loss({**p, "bias": {**p["bias"], pop: jnp.asarray(up)}})
+                - loss({**p, "bias": {**p["bias"], pop: jnp.asarray(dn)}})
+            ) / (2 * eps)
+        # A spike at an input's arrival does not move with the bias (only bias crossings do): 'h' may have
+        # a zero gradient; the current-based 'o' never does.
+        assert (pop == "h" and kind == "lif") or np.abs(fd).max() > 0  # if neurons cross by their drift
+        np.testing.assert_allclose(np.asarray(g["bias"][pop]), fd, rtol=1e-5, atol=1e-6 * (1 + np.abs(fd).max()))
+
+
+def test_bias_is_a_parameter_group_learnt_on_request_and_checked() -> None:
+    from snncomp.errors import InputError
+    from snncomp.train import fit
+
+    net = snncomp.Network("fb")
+    x = net.input("x", 2)
+    o = net.lif("o", 2, tau_mem=10e-3, tau_syn=4e-3, bias=0.2, max_spikes=1)
+    net.connect(x, o, weight=np.array([[3.0, 2.5], [2.0, 3.5]]))
+    exe = snncomp.compile(net, t_max=T_MAX, dtype="float64")
+    inputs = {"x": Spikes(times=jnp.asarray([[1e-3, 2e-3]] * 4), neurons=jnp.asarray([[0, 1]] * 4))}
+    targets = jnp.full((4,), 5e-3)
+    assert np.all(np.isfinite(np.asarray(exe.run(inputs).spikes["o"].times)))
+
+    def loss(rec: Any, y: jax.Array) -> jax.Array:
+        t = rec.spikes["o"].to_first_spike_times(2)
+        return jnp.mean((jnp.where(jnp.isfinite(t), t, T_MAX) - y[:, None]) ** 2) * 1e6
+
+    opt = __import__("optax").sgd(1e-3)
+    plain = fit(exe, loss, (inputs, targets), optimizer=opt, epochs=2, batch_size=2, progress=False)
+    # By default only the weights move: the bias and the delays are other units, opted into by name.
+    np.testing.assert_array_equal(np.asarray(plain.params["bias"]["o"]), np.asarray(exe.params["bias"]["o"]))
+    assert not np.array_equal(np.asarray(plain.params["weight"]["x->o"]), np.asarray(exe.params["weight"]["x->o"]))
+    learnt = fit(
+        exe, loss, (inputs, targets), optimizer=opt, epochs=2, batch_size=2, progress=False, trainable=("bias",)
+    )
+    assert not np.array_equal(np.asarray(learnt.params["bias"]["o"]), np.asarray(exe.params["bias"]["o"]))
+    # A current-based neuron's rest must stay below threshold: refused on the host and inside fit.
+    high = {**exe.params, "bias": {"o": jnp.asarray([0.2, 1.0])}}
+    with pytest.raises(InputError, match=r"params\['bias'\]\['o'\]: v_leak \+ bias must stay below v_threshold"):
+        exe.run(inputs, params=high)
+    with pytest.raises(InputError, match=r"fit: params\['bias'\]\['o'\]: v_leak \+ bias must stay below"):
+        fit(exe, loss, (inputs, targets), params=high, epochs=1, batch_size=2, progress=False)
+    # params written before biases were parameters still run (the compiled biases are used).
+    old = {"weight": exe.params["weight"], "delay": exe.params["delay"]}
+    np.testing.assert_array_equal(
+        np.asarray(exe.run(inputs, params=old).spikes["o"].times), np.asarray(exe.run(inputs).spikes["o"].times)
+    )

@@ -54,7 +54,8 @@ def nan_param(doc: Doc, draw: Any) -> tuple[str, str]:
 def tau_nonpositive(doc: Doc, draw: Any) -> tuple[str, str]:
     i, n = _neuron(doc, draw)
     field = draw(st.sampled_from(["tau_mem", "tau_syn"]))
-    n[field] = draw(st.sampled_from([0.0, -1e-3]))
+    # tau_syn = 0 is legal (instantaneous synapses); a negative one is not.
+    n[field] = draw(st.sampled_from([0.0, -1e-3] if field == "tau_mem" else [-1e-3]))
     return f"nodes[{i}] '{n['name']}'", f"{field}: must be > 0"
 
 

@@ -51,6 +51,14 @@ def format_value(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _default_bias(node: Any, field: str) -> bool:
+    """A zero ``bias`` is not printed: most networks have none, and their listing stays as it was."""
+    if field != "bias":
+        return False
+    value = getattr(node, field)
+    return not isinstance(value, np.ndarray) and float(value) == 0.0
+
+
 def node_order(nodes: list[str], edges: list[tuple[str, str]]) -> list[str]:
     """Topological order of the SCC condensation, ties by name (deterministic)."""
     import networkx as nx
@@ -98,7 +106,7 @@ def format_network(
         fields = [
             f"{f}={format_value(getattr(node, f), 's' if f in TIME_FIELDS else '')}"
             for f in type(node).model_fields
-            if f not in ("kind", "name", "size")
+            if f not in ("kind", "name", "size") and not _default_bias(node, f)
         ]
         head = f"  %{name} = {node.kind}[{node.size}]"
         lines.append(" ".join([head, *fields]) + _notes(node_notes, name))

@@ -88,7 +88,7 @@ class AutodiffAdjoint(AbstractAdjoint):
             stage,
             [_Polished(p.solver) for p in stage.populations],
         )
-        return polished(params, buffers, t_max)
+        return polished.biased(params)(params, buffers, t_max)
 
     def check(self, stages: tuple[AbstractStage, ...]) -> None:
         queued = [p.name for s in stages if isinstance(s, EventQueueStage) for p in s.populations]
@@ -118,13 +118,40 @@ class EventPropAdjoint(AbstractAdjoint):
     def __call__(
         self, stage: AbstractStage, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array
     ) -> dict[str, SpikeBuffer]:
-        keys = tuple(e.key for e in _stage_edges(stage))
-        sub = {"weight": {k: params["weight"][k] for k in keys}, "delay": {k: params["delay"][k] for k in keys}}
+        sub = _stage_params(stage, params)
         ups = _upstream(stage)
         times = {n: buffers[n].times for n in ups}
         # The current at each upstream spike is a residual of *that* stage's adjoint, not an input here.
         rest = {n: (buffers[n].neurons, lax.stop_gradient(buffers[n].current), buffers[n].overflow) for n in ups}
         return _with_eventprop(stage)(sub, times, rest, lax.stop_gradient(t_max))
+
+
+def _stage_params(stage: AbstractStage, params: dict) -> dict:
+    """The parameters a stage reads: its edges' weights and delays, its populations' biases."""
+    keys = tuple(e.key for e in _stage_edges(stage))
+    sub = {"weight": {k: params["weight"][k] for k in keys}, "delay": {k: params["delay"][k] for k in keys}}
+    if "bias" in params:
+        sub["bias"] = {p.name: params["bias"][p.name] for p in stage.populations}
+    return sub
+
+
+def _bias_integral(lam_u: Array, lam_i: Array, span: Array, nrn: Any, free: Array | bool = True) -> Array:
+    """``dL/d bias`` over ``span`` before a point where the adjoint is ``(lam_u, lam_i)``, per neuron.
+
+    ``dL/db = integral of lambda . df/db``: the bias enters ``du/dt`` as ``b / tau_mem`` with instantaneous
+    synapses (``b`` for ``if`` neurons) and ``dI/dt`` as ``b / tau_syn`` otherwise. Going back a time ``s``
+    the adjoint is ``lambda_u alpha(s)`` and ``lambda_I gamma(s) + lambda_u beta(s)`` (``free_coefficients``),
+    whose integrals are closed forms: ``tau_mem (1 - alpha)``, ``tau_syn (1 - gamma)`` and, from
+    ``tau_mem du/ds = -u + I`` with ``u = beta``, ``I = gamma``: ``tau_syn (1 - gamma) - tau_mem beta``.
+    While the membrane is clamped (``free`` False) ``lambda_u`` is 0 there.
+    """
+    alpha, beta, gamma = free_coefficients(span, nrn)
+    lam_u = jnp.where(free, lam_u, 0.0)
+    leaky = jnp.isfinite(nrn.tau_mem)
+    jump_part = jnp.where(leaky, lam_u * (1.0 - alpha), lam_u * span)
+    tm = jnp.where(leaky, nrn.tau_mem, 0.0)
+    cuba_part = lam_i * (1.0 - gamma) + lam_u * ((1.0 - gamma) - tm * beta / nrn.tau_syn)
+    return jnp.where(nrn.jump, jump_part, cuba_part)
 
 
 def _rebuild(times: dict[str, Array], rest: dict[str, tuple]) -> dict[str, SpikeBuffer]:
@@ -139,20 +166,21 @@ def _with_eventprop(stage: AbstractStage) -> Any:
 
     @jax.custom_vjp
     def run(sub: dict, times: dict, rest: dict, t_max: Array) -> dict[str, SpikeBuffer]:
-        return stage(sub, _rebuild(times, rest), t_max)
+        return stage.biased(sub)(sub, _rebuild(times, rest), t_max)
 
     def fwd(sub: dict, times: dict, rest: dict, t_max: Array) -> tuple[dict, tuple]:
-        out = stage(sub, _rebuild(times, rest), t_max)
+        out = stage.biased(sub)(sub, _rebuild(times, rest), t_max)
         return out, (sub, times, rest, t_max, out)
 
     def bwd(res: tuple, grad_out: dict) -> tuple:
         sub, times, rest, t_max, out = res
         buffers = _rebuild(times, rest)
         ct = {name: jnp.where(jnp.isfinite(buf.times), grad_out[name].times, 0.0) for name, buf in out.items()}
-        if isinstance(stage, EventQueueStage):
-            d_sub, d_times = _queue_backward(stage, sub, buffers, out, ct, t_max)
+        st = stage.biased(sub)
+        if isinstance(st, EventQueueStage):
+            d_sub, d_times = _queue_backward(st, sub, buffers, out, ct, t_max)
         else:
-            d_sub, d_times = _layer_backward(stage, sub, buffers, out, ct, t_max)
+            d_sub, d_times = _layer_backward(st, sub, buffers, out, ct, t_max)
         return d_sub, d_times, None, None
 
     run.defvjp(fwd, bwd)
@@ -173,10 +201,7 @@ def _guarded_slope(slope: Array, scale: Any) -> Array:
 
 
 def _zero_grads(sub: dict, times: dict[str, Array]) -> tuple[dict, dict]:
-    d_sub = {
-        "weight": {k: jnp.zeros_like(v) for k, v in sub["weight"].items()},
-        "delay": {k: jnp.zeros_like(v) for k, v in sub["delay"].items()},
-    }
+    d_sub = {group: {k: jnp.zeros_like(v) for k, v in values.items()} for group, values in sub.items()}
     return d_sub, {n: jnp.zeros_like(t) for n, t in times.items()}
 
 
@@ -211,6 +236,10 @@ def _layer_backward(
         if trigger is not None:
             # A spike at an input's arrival (the jump crossed threshold) moves with that arrival alone.
             lam = jnp.where(trigger[1] > 0, 0.0, lam)
+        if "bias" in d_sub:  # lambda_v(t_j-) = lam, lambda_I(t_j-) = 0; the bias acted over [0, t_j]
+            span = jnp.where(spiked, t_j, 0.0)
+            d_b = _bias_integral(lam, jnp.zeros_like(lam), span, nrn)
+            d_sub["bias"][pop.name] = d_sub["bias"][pop.name] + d_b.astype(d_sub["bias"][pop.name].dtype)
         for k_edge, e in enumerate(pop.edges_in):
             src = buffers[e.source]
             s = src.times + sub["delay"][e.key]
@@ -461,7 +490,9 @@ def _queue_backward(
     zeros = jnp.zeros((n,), dtype)
     iota_n = jnp.arange(n)
 
-    def sweep(merge: bool) -> tuple[Array, Array, Array]:
+    with_bias = "bias" in sub
+
+    def sweep(merge: bool) -> tuple[Array, Array, Array, Array]:
         """The backward scan over ``event_list(merge)``: (dL/dw rows, dL/d delay per edge, TG)."""
         cat = event_list(merge)
         carry0 = dict(
@@ -472,6 +503,8 @@ def _queue_backward(
         )
         if nrn.has_jump:  # a spike at its trigger's arrival waits for that delivery (see step)
             carry0.update(trig_on=jnp.zeros((n,), bool), trig_g=zeros, trig_t=zeros)
+        if with_bias:
+            carry0["db"] = zeros
         # Without a refractory period nothing is ever clamped or released: no bookkeeping for it.
         if nrn.has_refrac:
             carry0.update(clamped=clamped0, pend_on=jnp.zeros((n,), bool), pend_lam=zeros, pend_i=zeros, pend_r=zeros)
@@ -490,6 +523,10 @@ def _queue_backward(
             valid = jnp.isfinite(x["t"])
             t_ev = jnp.where(valid, x["t"], c["t"])
             alpha, beta, gamma = free_coefficients(c["t"] - t_ev, nrn)
+            db = None
+            if with_bias:
+                free_b = ~c["clamped"] if nrn.has_refrac else True
+                db = c["db"] + _bias_integral(c["lam_u"], c["lam_i"], c["t"] - t_ev, nrn, free_b)
             if nrn.has_refrac:
                 free = ~c["clamped"]
                 lam_u = jnp.where(free, alpha * c["lam_u"], 0.0)
@@ -533,6 +570,8 @@ def _queue_backward(
             cur = x["cur"]
             t_ref = t_ref_all[j]
             new = dict(t=t_ev, lam_u=lam_u, lam_i=lam_i)
+            if db is not None:
+                new["db"] = db
             g = tg_here
             if nrn.has_refrac:
                 # Only neurons between a spike and an in-window release collect I(r) (pend_r is set there).
@@ -599,15 +638,23 @@ def _queue_backward(
         else:
             dw_all = final["dw"]
         dd_all = jax.ops.segment_sum(ds_all.reshape(-1), edge.reshape(-1), num_segments=max(len(edges), 1))
-        return dw_all, dd_all, final["tg"]
+        db_all = jnp.zeros((n,), dtype)
+        if with_bias:  # the stretch from the first event back to t = 0
+            free_b = ~final["clamped"] if nrn.has_refrac else True
+            db_all = final["db"] + _bias_integral(final["lam_u"], final["lam_i"], final["t"], nrn, free_b)
+        return dw_all, dd_all, final["tg"], db_all
 
     if internal:
         # Merging needs every internal delay to be 0; delays are run-time parameters, so this is a cond
         # (a real branch: the delays are not batched).
         instant = jnp.all(jnp.stack([sub["delay"][e.key] == 0 for e in internal]))
-        dw_all, dd_all, tg_final = lax.cond(instant, lambda: sweep(True), lambda: sweep(False))
+        dw_all, dd_all, tg_final, db_all = lax.cond(instant, lambda: sweep(True), lambda: sweep(False))
     else:
-        dw_all, dd_all, tg_final = sweep(False)
+        dw_all, dd_all, tg_final, db_all = sweep(False)
+    if with_bias:
+        for p in stage.populations:
+            off = stage.offsets[p.name]
+            d_sub["bias"][p.name] = db_all[off : off + p.size].astype(d_sub["bias"][p.name].dtype)
 
     for e in edges:
         off = stage.offsets[e.target]
@@ -643,7 +690,10 @@ def _currents_at_spikes(program: Any, params: dict, buffers: dict[str, SpikeBuff
     ok = buf.neurons >= 0
     j = jnp.where(ok, buf.neurons, 0)
     tau_s = jnp.broadcast_to(pop.nrn.tau_syn, (pop.size,))[j]
-    total = jnp.zeros(buf.times.shape, buf.times.dtype)
+    # A bias starts the current at i_init (``_dynamics``); it decays like any delivery's.
+    i_init = jnp.broadcast_to(pop.nrn.i_init, (pop.size,))[j]
+    total = i_init * jnp.exp(-jnp.where(ok, buf.times, 0.0) / tau_s)
+    trig = jnp.zeros(buf.times.shape, bool)
     for e in pop.edges_in:
         src = buffers[e.source]
         s = src.times + params["delay"][e.key]
@@ -652,6 +702,11 @@ def _currents_at_spikes(program: Any, params: dict, buffers: dict[str, SpikeBuff
         before = live[:, None] & (s[:, None] < buf.times[None, :])
         decay = jnp.exp(-jnp.where(before, buf.times[None, :] - s[:, None], 0.0) / tau_s[None, :])
         total = total + jnp.sum(jnp.where(before, w * decay, 0.0), axis=0)
+        trig = trig | jnp.any(live[:, None] & (s[:, None] == buf.times[None, :]) & (w > 0), axis=0)
+    if pop.nrn.has_jump:
+        # Instantaneous synapses: the slot holds whether the spike came at an input's arrival (the
+        # event queue's convention, see _queue), the current itself is 0.
+        total = jnp.where(jnp.broadcast_to(pop.nrn.jump, (pop.size,))[j], trig.astype(total.dtype), total)
     return jnp.where(ok, total, 0.0)
 
 
@@ -659,16 +714,13 @@ def _program_backward(
     program: Any, params: dict, buffers: dict[str, SpikeBuffer], ct: dict[str, Array], t_max: Array
 ) -> tuple[dict, dict[str, Array]]:
     """EventProp through every stage in reverse order; cotangents of spike times flow upstream."""
-    grads = {
-        "weight": {k: jnp.zeros_like(v) for k, v in params["weight"].items()},
-        "delay": {k: jnp.zeros_like(v) for k, v in params["delay"].items()},
-    }
+    grads = {group: {k: jnp.zeros_like(v) for k, v in values.items()} for group, values in params.items()}
     ct = dict(ct)
     for name, buf in buffers.items():
         ct.setdefault(name, jnp.zeros_like(buf.times))
     for stage in reversed(program.stages):
-        keys = tuple(e.key for e in _stage_edges(stage))
-        sub = {"weight": {k: params["weight"][k] for k in keys}, "delay": {k: params["delay"][k] for k in keys}}
+        sub = _stage_params(stage, params)
+        stage = stage.biased(sub)
         out = {p.name: buffers[p.name] for p in stage.populations if p.kind in SPIKING_KINDS and p.name in buffers}
         if not out:
             continue
@@ -677,8 +729,8 @@ def _program_backward(
             d_sub, d_times = _queue_backward(stage, sub, buffers, out, stage_ct, t_max)
         else:
             d_sub, d_times = _layer_backward(stage, sub, buffers, out, stage_ct, t_max)
-        for group in ("weight", "delay"):
-            for k, v in d_sub[group].items():
+        for group, values in d_sub.items():
+            for k, v in values.items():
                 grads[group][k] = grads[group][k] + v
         for n, v in d_times.items():
             ct[n] = ct[n] + v
@@ -731,7 +783,10 @@ def replay(
             for pop in stage.populations:
                 if pop.name in rec_times:
                     b = bufs[pop.name]
-                    cur = _currents_at_spikes(program, p, bufs, plans[pop.name], t_max)
+                    plan = plans[pop.name]
+                    if "bias" in p:
+                        plan = eqx.tree_at(lambda q: q.nrn, plan, plan.nrn.with_bias(p["bias"][pop.name]))
+                    cur = _currents_at_spikes(program, p, bufs, plan, t_max)
                     bufs[pop.name] = SpikeBuffer(times=b.times, neurons=b.neurons, current=cur, overflow=b.overflow)
         return bufs
 

@@ -68,6 +68,8 @@ class NeuronParams(eqx.Module):
     """``du/dt`` added to the free evolution (``if`` neurons' bias; 0 elsewhere)."""
     u_init: Float[Array, " n"]
     i_init: Float[Array, " n"]
+    bias: Float[Array, " n"]
+    """The bias the columns above were shifted by (see :meth:`with_bias`)."""
     size: int = eqx.field(static=True)
     has_refrac: bool = eqx.field(static=True)
     has_jump: bool = eqx.field(static=True, default=False)
@@ -94,6 +96,7 @@ class NeuronParams(eqx.Module):
         drift = np.asarray(columns.get("drift", zeros), np.float64)
         u_init = np.asarray(columns.get("u_init", zeros), np.float64)
         i_init = np.asarray(columns.get("i_init", zeros), np.float64)
+        bias = np.asarray(columns.get("bias", zeros), np.float64)
         return NeuronParams(
             tau_mem=pack(tau_mem, dtype),
             tau_syn=pack(tau_syn, dtype),
@@ -108,11 +111,33 @@ class NeuronParams(eqx.Module):
             drift=pack(drift, dtype),
             u_init=pack(u_init, dtype),
             i_init=pack(i_init, dtype),
+            bias=pack(bias, dtype),
             size=size,
             has_refrac=bool(np.any(refrac > 0)),
             has_jump=bool(np.any(jump)),
-            has_drift=bool(np.any(drift != 0)),
-            has_init=bool(np.any(u_init != 0) or np.any(i_init != 0)),
+            # The bias is a run-time parameter (params["bias"]): whatever its compiled value, the start
+            # state and (for if neurons) the drift are kept.
+            has_drift=bool(np.any(np.isinf(tau_mem))),
+            has_init=True,
+        )
+
+    def with_bias(self, bias: Array) -> NeuronParams:
+        """These constants for another ``bias`` (``[n]`` or ``[1]``; may be traced, differentiable)."""
+        d = bias - self.bias
+        leaky = jnp.isfinite(self.tau_mem)
+        zero = jnp.zeros_like(d)
+        return eqx.tree_at(
+            lambda p: (p.theta, p.u_reset, p.v_leak, p.u_init, p.i_init, p.drift, p.bias),
+            self,
+            (
+                jnp.where(leaky, self.theta - d, self.theta),
+                jnp.where(leaky, self.u_reset - d, self.u_reset),
+                jnp.where(leaky, self.v_leak + d, self.v_leak),
+                jnp.where(leaky, -bias, zero),
+                jnp.where(leaky & ~self.jump, -bias, zero),
+                jnp.where(leaky, zero, bias),
+                bias + zero,
+            ),
         )
 
     def deliver(self, u: Array, i: Array, row: Array, free: Array | bool = True) -> tuple[Array, Array]:

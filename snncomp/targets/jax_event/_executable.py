@@ -32,6 +32,7 @@ from ...runtime import (
     check_params,
     check_run_options,
     check_t_max,
+    checked_in_jit,
     overflowed,
     population_problem,
     raise_input_error,
@@ -64,6 +65,41 @@ class JaxExecutable(Executable):
         self._jitted = jax.jit(self._batched, static_argnames=("trace_populations", "inputs_sorted", "batch_shape"))
         self._source: Network | None = None  # the network as given to compile: rebuilt when buffers grow
         self._auto = self._auto_sized(result)
+        self._bias_limits = self._bias_limits_of(self._plans)
+
+    @staticmethod
+    def _bias_limits_of(plans: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Per current-based spiking population, the bias each neuron must stay below (``v_threshold - v_leak``).
+
+        Above it the neuron would fire tonically, which the exact solver for ``tau_syn > 0`` does not model.
+        """
+        out = {}
+        for name, p in plans.items():
+            nrn = p.nrn
+            if p.kind == "lif" and not nrn.has_jump:
+                out[name] = np.broadcast_to(np.asarray(nrn.theta + nrn.bias, np.float64), (p.size,))
+        return out
+
+    def _checked_biases(self, params: dict) -> dict:
+        """``params`` with its biases checked against :meth:`_bias_limits_of` (on the host, or inside jit)."""
+        biases = dict(params.get("bias", {}))
+        why = "v_leak + bias must stay below v_threshold with a synaptic current (tau_syn > 0): the neuron would fire "
+        for name, limit in self._bias_limits.items():
+            b = biases[name]
+            if _is_tracer(b):
+                lim = jnp.asarray(limit, b.dtype)
+                biases[name] = checked_in_jit(
+                    b,
+                    lambda b, lim=lim: jnp.stack([jnp.any(b >= lim)]),
+                    [f"params['bias']['{name}']: {why}without input (checked inside jit: the parameters were traced)"],
+                )
+            elif np.any(np.asarray(b) >= limit):
+                k = int(np.argwhere(np.asarray(b) >= limit)[0][0])
+                raise InputError(
+                    f"params['bias']['{name}']: {why}without input; neuron {k} has bias {float(np.asarray(b)[k])!r} "
+                    f">= {float(limit[k])!r}"
+                )
+        return {**params, "bias": biases} if biases else params
 
     @staticmethod
     def _auto_sized(result: Any) -> dict[str, int]:
@@ -176,7 +212,7 @@ class JaxExecutable(Executable):
         dtype = self._dtype
         check_run_options(on_overflow, dtype)
         t_max_val = check_t_max(t_max, self._t_max)
-        params = check_params(params, self._params, dtype)
+        params = self._checked_biases(check_params(params, self._params, dtype))
         times, neurons, batch_shape, is_sorted = check_inputs(inputs, self._inputs, self._name, dtype)
         if is_sorted:
             warn_if_inputs_beyond_window(times, neurons, t_max_val)

@@ -122,6 +122,14 @@ class EventQueueStage(AbstractStage):
             best_t = jnp.where(better, tj, best_t)
         return best_j, best_t
 
+    def biased(self, params: dict) -> EventQueueStage:
+        bias = params.get("bias")
+        if not bias:
+            return self
+        stage = super().biased(params)
+        full = jnp.concatenate([jnp.broadcast_to(bias[p.name], (p.size,)) for p in self.populations])
+        return eqx.tree_at(lambda s: s.nrn, stage, self.nrn.with_bias(full))
+
     def __call__(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
         nrn = self.nrn
         dtype = nrn.tau_mem.dtype

@@ -47,6 +47,17 @@ class AbstractStage(eqx.Module):
     def __call__(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
         """The spikes of this stage's populations."""
 
+    def biased(self, params: dict) -> AbstractStage:
+        """This stage with its neurons' constants for ``params["bias"]`` (unchanged without that group)."""
+        bias = params.get("bias")
+        if not bias:
+            return self
+        return eqx.tree_at(
+            lambda s: [p.nrn for p in s.populations],
+            self,
+            [p.nrn.with_bias(bias[p.name]) for p in self.populations],
+        )
+
     def describe(self) -> list[str]:
         """One line per population for ``Executable.report()``."""
         lines = []
