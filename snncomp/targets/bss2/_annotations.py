@@ -103,9 +103,14 @@ class HwParams(_Ann):
 
     Times in hardware seconds, potentials in CADC LSB. ``refractory`` is the effective (counter-quantized)
     time ``counter / clock``; ``fire`` is False for ``li`` readouts (threshold comparator off).
+    ``v_leak`` is the chip's leak target: the model's ``v_leak + bias`` (``0`` for ``if``).
+    ``weight_factor`` (per neuron; ``None`` = 1) multiplies the weights of projections into the population
+    on top of the quantization scale: it compensates the short synaptic time constant that stands in for
+    instantaneous synapses (``tau_syn = 0``, ``if``), ``(tau_mem - tau_syn) / tau_syn``, so that a spike's
+    voltage kick after its rise equals the model's jump ``w`` (``docs/bss2.md``).
     """
 
-    kind: Literal["lif", "li"]
+    kind: Literal["lif", "li", "if"]
     tau_mem: Array
     tau_syn: Array
     v_leak: Array
@@ -116,9 +121,12 @@ class HwParams(_Ann):
     refractory_counter: Array
     fire: bool
     max_spikes: int | None = None
+    weight_factor: Array | None = None
 
     def text(self) -> str:
         parts = [f"tau_mem={_vals(self.tau_mem, time=True)}", f"tau_syn={_vals(self.tau_syn, time=True)}"]
+        if self.weight_factor is not None:
+            parts.append(f"w*{_vals(self.weight_factor)}")
         parts.append(f"v_leak={_vals(self.v_leak)}")
         if self.fire:
             parts += [
@@ -147,10 +155,13 @@ class SignSplit(_Ann):
 
 
 class Quantized(_Ann):
-    """Edge annotation of ``quantize``: the signed hardware weights ``w_hw = round(clip(scale * w))``.
+    """Edge annotation of ``quantize``: the signed hardware weights ``w_hw = round(clip(scale * factor * w))``.
 
     ``w_hw`` is the total per synapse; under ``saturate=split`` magnitudes above the synapse maximum are
-    spread over several synapses of at most that maximum each. Effective weight: ``w_hw / scale``.
+    spread over several synapses of at most that maximum each. ``factor`` (per target neuron, ``None`` = 1)
+    is the target population's ``HwParams.weight_factor``. Effective weight (the synaptic-current jump the
+    chip realises): ``w_hw / scale``; into instantaneous synapses that stands for the voltage jump
+    ``w_hw / (scale * factor)`` (:meth:`jump`).
     """
 
     scale: float
@@ -160,10 +171,18 @@ class Quantized(_Ann):
     split_extra: int
     max_error: float
     saturation_error: float = 0.0
+    factor: Array | None = None
 
     def effective(self) -> np.ndarray:
-        """The dequantized weight in model units."""
+        """The dequantized weight in model units: the synaptic-current jump the chip realises."""
         return self.w_hw.astype(np.float64) / self.scale
+
+    def jump(self) -> np.ndarray:
+        """The model weight the chip stands in for: ``effective() / factor`` (the voltage jump of an
+        instantaneous synapse; ``effective()`` where there is no factor)."""
+        if self.factor is None:
+            return self.effective()
+        return self.w_hw.astype(np.float64) / (self.scale * self.factor.astype(np.float64)[None, :])
 
     def text(self) -> str:
         extra = f" split+{self.split_extra}" if self.split_extra else ""

@@ -52,6 +52,7 @@ def _cmd_bss2_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ... import ir
+    from ...ir import SPIKING_KINDS
     from ...runtime import compile as compile_network
     from .mock import MockConfig, calibrate_gain, circuits_of
 
@@ -62,10 +63,18 @@ def _cmd_bss2_calibrate(args: argparse.Namespace) -> int:
         net = ir.load(args.network)
         exe = compile_network(net, target="bss2-mock", mock=mock, chip_seed=args.chip_seed)
         circuits = circuits_of(exe.lowered)
-        lif = [n for n in net.nodes if n.kind == "lif"]
-        for name in ("tau_mem", "tau_syn"):
-            if lif and name not in taus:  # the network's own, unless given
-                taus[name] = float(np.mean(getattr(lif[0], name)))
+        # The network's own time constants as the chip realises them (instantaneous synapses and 'if'
+        # neurons get the chip's substitutes), unless given.
+        config = exe.lowered
+        spiking = [
+            config.neurons[k] for pm in config.populations.values() if pm.kind in SPIKING_KINDS for k in pm.neurons
+        ]
+        if spiking:
+            first = [n for n in spiking if n.population == spiking[0].population]
+            realised = {"tau_mem": [n.tau_mem for n in first], "tau_syn": [n.tau_syn_exc for n in first]}
+            for name, values in realised.items():
+                if name not in taus:
+                    taus[name] = float(np.mean(values)) * config.speedup
         print(f"{net.name}: {len(circuits)} circuits to calibrate")
     cal = calibrate_gain(mock, args.chip_seed, circuits=circuits, rounds=args.rounds, repeats=args.repeats, **taus)
     print(cal.text())

@@ -59,6 +59,9 @@ class NeuronConfig(_Cfg):
     ticks of the hemisphere's ``fast`` or ``slow`` clock (``refractory_time`` is that product).
     ``max_spikes`` is the model's per-run spike budget: 1 is realised by a refractory period covering
     the run; larger budgets have no chip counterpart and are applied to the recorded spikes.
+    ``weight_factor`` is no chip setting: the compiler multiplied the model weights of projections into
+    this neuron by it (on top of ``weight_scale``) before quantizing them -- the compensation of the short
+    synaptic time constant that stands in for instantaneous synapses (``HwParams.weight_factor``).
     """
 
     population: str
@@ -81,6 +84,7 @@ class NeuronConfig(_Cfg):
     refractory_time: float = 0.0
     holdoff: int = Field(default=0, ge=0)
     max_spikes: int | None = None
+    weight_factor: float = Field(default=1.0, gt=0)
 
     @property
     def label(self) -> int:
@@ -153,7 +157,7 @@ class Readout(_Cfg):
 class PopulationMap(_Cfg):
     """Where a population went: ``neurons[i]`` indexes ``HardwareConfig.neurons`` (``external`` for inputs)."""
 
-    kind: Literal["input", "lif", "li"]
+    kind: Literal["input", "lif", "li", "if"]
     size: int = Field(ge=1)
     neurons: tuple[int, ...]
 
@@ -185,7 +189,9 @@ class ProjectionMap(_Cfg):
 class HardwareConfig(_Cfg):
     """The complete configuration of one BrainScaleS-2 chip for one network (versioned, JSON-serializable).
 
-    ``effective weight = sign * weight / weight_scale`` (model units); model time = hardware time *
+    ``effective weight = sign * weight / weight_scale`` (model units of synaptic current; into a neuron
+    with ``weight_factor != 1`` that stands for the model's voltage jump ``effective / weight_factor``);
+    model time = hardware time *
     ``speedup``; ``V_model = (V_lsb - v_offset) / v_scale``.
     """
 

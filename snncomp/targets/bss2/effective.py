@@ -12,7 +12,7 @@ import networkx as nx
 import numpy as np
 
 from ...errors import SnnCompError
-from ...ir import Edge, Network
+from ...ir import SPIKING_KINDS, Edge, LIFNode, Network
 from ...passes import from_graph
 from ._annotations import HwParams, ParameterMap, Quantized
 
@@ -43,13 +43,44 @@ def effective_weights(source: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def _param(x: np.ndarray | float) -> float | np.ndarray:
+    """A per-neuron array as one scalar when uniform (the IR's compact form)."""
+    a = np.asarray(x, np.float64)
+    if a.ndim == 0:
+        return float(a)
+    return float(a[0]) if np.all(a == a[0]) else a.copy()
+
+
+def _realised_node(node: Any, hw: HwParams, speedup: float) -> Any:
+    """What the chip runs for one population (see :func:`dequantized_network`)."""
+    fields = {f: getattr(node, f) for f in type(node).model_fields}
+    if node.kind in SPIKING_KINDS:
+        fields["t_refrac"] = _param(hw.refractory * speedup)
+    if hw.weight_factor is not None:  # instantaneous synapses: the chip's shortest current-based synapse
+        fields["tau_syn"] = _param(hw.tau_syn * speedup)
+    if node.kind == "if":  # the largest leaking membrane, resting at 0
+        del fields["bias"]  # refused by map-parameters unless 0
+        return LIFNode.model_validate({**fields, "kind": "lif", "tau_mem": _param(hw.tau_mem * speedup), "v_leak": 0.0})
+    bias = np.asarray(getattr(node, "bias", 0.0))
+    if np.any(bias != 0):  # a shifted leak, at rest from t = 0
+        fields["v_leak"] = _param(np.asarray(node.v_leak, np.float64) + bias)
+        fields["bias"] = 0.0
+    return type(node).model_validate(fields)
+
+
 def dequantized_network(source: Any) -> Network:
     """The network the chip realises, in model units.
 
-    Every weight becomes its quantized value ``w_hw / scale`` (saturated weights included) and every
-    ``lif`` population's ``t_refrac`` the refractory time the chip's counter realises, converted back with
-    the speedup (``max_spikes=1`` populations get the long refractory period used to keep them silent).
-    Everything else is unchanged. ``metadata["bss2.dequantized"]`` records the scale and speedup.
+    Every weight becomes its quantized value ``w_hw / scale`` (saturated weights included; into a population
+    with instantaneous synapses that is the current jump of the chip's short synapse, about ``(tau_mem -
+    tau_syn) / tau_syn`` times the model's voltage jump, ``docs/bss2.md``) and every spiking population's
+    ``t_refrac`` the refractory time the chip's counter realises, converted back with the speedup
+    (``max_spikes=1`` populations get the long refractory period used to keep them silent). Where the
+    chip approximates the model, the network says what the chip does instead: instantaneous synapses
+    (``tau_syn = 0``) get the chip's smallest ``tau_syn``; a ``bias`` becomes the shifted leak ``v_leak +
+    bias`` (with ``bias = 0``: the membrane rests there from the start); an ``if`` population becomes a
+    ``lif`` with the chip's largest ``tau_mem``, ``v_leak = 0`` and that ``tau_syn``. Everything else is
+    unchanged. ``metadata["bss2.dequantized"]`` records the scale and speedup.
     """
     g = _graph(source)
     net = from_graph(g)
@@ -73,12 +104,8 @@ def dequantized_network(source: Any) -> Network:
     nodes = []
     for node in net.nodes:
         hw: HwParams | None = g.nodes[node.name]["ann"].get("hw")
-        if node.kind == "lif" and hw is not None and pmap is not None:
-            t = hw.refractory * pmap.speedup
-            value: float | np.ndarray = float(t[0]) if np.all(t == t[0]) else t
-            node = type(node).model_validate(
-                {**{f: getattr(node, f) for f in type(node).model_fields}, "t_refrac": value}
-            )
+        if node.kind != "input" and hw is not None and pmap is not None:
+            node = _realised_node(node, hw, pmap.speedup)
         nodes.append(node)
     quant = g.graph["ann"].get("quantization")
     meta = dict(net.metadata)

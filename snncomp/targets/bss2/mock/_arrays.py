@@ -127,7 +127,7 @@ def mock_arrays(
 
     # Weight entries: one per physical synapse, indexing a flat vector of all projections' weights.
     weight_offsets: dict[str, tuple[int, tuple[int, int]]] = {}
-    parts = {k: [] for k in ("w", "sign", "syn", "copy", "copies", "alone")}
+    parts = {k: [] for k in ("w", "sign", "syn", "copy", "copies", "alone", "scale")}
     length = 0
     for key, p in layout.projections.items():
         weight_offsets[key] = (length, p.shape)
@@ -137,6 +137,7 @@ def mock_arrays(
         parts["copy"].append(p.copy)
         parts["copies"].append(p.copies)
         parts["alone"].append(np.where(p.sign == 0, ~p.has_inh[p.pre, p.post], ~p.has_exc[p.pre, p.post]))
+        parts["scale"].append(layout.scale * p.factor[p.post])
         length += p.shape[0] * p.shape[1]
     cat = {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in parts.items()}
     n_entries = bucket(len(cat["w"]), 1024)
@@ -155,6 +156,7 @@ def mock_arrays(
         entry_copy=f(pad(cat["copy"], n_entries, 0)),
         entry_copies=f(pad(cat["copies"], n_entries, 1)),
         entry_alone=jnp.asarray(pad(cat["alone"].astype(bool), n_entries, False)),
+        entry_scale=f(pad(cat["scale"].astype(np.float64), n_entries, layout.scale)),
         base_synapses=f(layout.base),
         scale=f(layout.scale),
         tick_model=f(chip.timestamp * config.speedup),

@@ -343,6 +343,7 @@ class MockArrays(eqx.Module):
     entry_copy: Float[Array, " W"]
     entry_copies: Float[Array, " W"]
     entry_alone: Bool[Array, " W"]
+    entry_scale: Float[Array, " W"]
     base_synapses: Float[Array, " Z"]
     scale: Float[Array, ""]
     tick_model: Float[Array, ""]
@@ -370,7 +371,7 @@ def requantize_flat(arrays: MockArrays, flat_weights: Array, opts: EngineOptions
     dtype = arrays.base_synapses.dtype
     real = arrays.entry_weight >= 0
     w = jnp.where(real, flat_weights[jnp.maximum(arrays.entry_weight, 0)], 0.0).astype(dtype)
-    x = arrays.scale * w
+    x = arrays.entry_scale * w  # scale * the target's weight factor (instantaneous synapses)
     w_max = float(opts.w_max)
     first = real & (arrays.entry_copy == 0)
     if opts.split:

@@ -37,7 +37,7 @@ from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
 from ....errors import BufferGrowthWarning, TargetError
-from ....ir import Network
+from ....ir import SPIKING_KINDS, Network
 from ....runtime import (
     BufferOverflowError,
     Executable,
@@ -241,7 +241,7 @@ class MockExecutable(Executable):
         offset = 0
         most = 1
         for name, pm in config.populations.items():
-            if pm.kind != "lif":
+            if pm.kind not in SPIKING_KINDS:
                 continue
             ms = config.neurons[pm.neurons[0]].max_spikes if pm.neurons else None
             if ms is None and spn is None:
@@ -430,9 +430,15 @@ class MockExecutable(Executable):
         _, effective, _, _ = requantize_jax(
             self._current.layout, {k: lax.stop_gradient(v) for k, v in params["weight"].items()}, self._dtype
         )
-        weight = {
-            k: (v + lax.stop_gradient(effective[k] - v)) if k in effective else v for k, v in params["weight"].items()
-        }
+        # Into instantaneous synapses the chip's current weight stands for factor * the model weight: the
+        # replay's weight is factor * v in its gradient (the chip's value in its value).
+        factors = {k: p.factor for k, p in self._current.layout.projections.items() if np.any(p.factor != 1.0)}
+
+        def straight(k: str, v: Array) -> Array:
+            scaled = v * jnp.asarray(factors[k], v.dtype)[None, :] if k in factors else v
+            return scaled + lax.stop_gradient(effective[k] - scaled)
+
+        weight = {k: straight(k, v) if k in effective else v for k, v in params["weight"].items()}
         return {"weight": weight, "delay": params["delay"]}
 
     def _flat_inputs(
@@ -602,9 +608,14 @@ class MockExecutable(Executable):
             self._events.append("back to placement 1: the compiled parameters")
         synapses: Any = self._current.synapses  # params None, or traced: re-quantized inside jit
         if traced:
-            checked = {"weight": checked["weight"], "delay": self._delays_checked_in_jit(checked["delay"])}
+            checked = {
+                "weight": checked["weight"],
+                "delay": self._delays_checked_in_jit(checked["delay"]),
+                "bias": self._biases_checked_in_jit(checked["bias"]),
+            }
         if params is not None and not traced:
             self._check_delays(checked)
+            self._check_biases(checked)
             weights = {k: np.asarray(v, np.float64) for k, v in checked["weight"].items()}
             req = requantize_host(self._current.layout, weights)
             if req.needs_placement:
@@ -798,6 +809,31 @@ class MockExecutable(Executable):
             for key, d in delays.items()
         }
 
+    def _biases_checked_in_jit(self, biases: dict) -> dict:
+        """Traced biases, raising at run time unless they are the compiled ones (see :meth:`_check_biases`)."""
+        return {
+            key: checked_in_jit(
+                b,
+                lambda b, ref=self._params["bias"][key]: jnp.stack([jnp.any(b != ref.astype(b.dtype))]),
+                [
+                    f"params['bias']['{key}'] differs from the compiled bias: on bss2-mock a bias is the neurons' "
+                    "leak potential, set at compile time; compile the network with the new bias instead (checked "
+                    "inside jit: the parameters were traced)"
+                ],
+            )
+            for key, b in biases.items()
+        }
+
+    def _check_biases(self, params: dict) -> None:
+        for key, b in params.get("bias", {}).items():
+            ref = np.asarray(self._params["bias"][key])
+            if not np.array_equal(np.asarray(b, ref.dtype), ref):
+                raise InputError(
+                    f"params['bias']['{key}'] differs from the compiled bias {ref.tolist()}: on bss2-mock a bias "
+                    "is the neurons' leak potential, set at compile time; compile the network with the new bias "
+                    "(or leave the 'bias' group out of params)"
+                )
+
     def _check_delays(self, params: dict) -> None:
         for key, d in params["delay"].items():
             if float(np.asarray(d)) != 0.0:
@@ -860,7 +896,7 @@ class MockExecutable(Executable):
                 remarks.append(f"{len(missed)} circuit(s) in use were not covered by the gain calibration (trim 1)")
             cal = self.calibration
             for name, pm in cur.config.populations.items():
-                if pm.kind != "lif" or not pm.neurons:
+                if pm.kind not in SPIKING_KINDS or not pm.neurons:
                     continue
                 n = cur.config.neurons[pm.neurons[0]]
                 taus = (n.tau_mem * cur.config.speedup, n.tau_syn_exc * cur.config.speedup)

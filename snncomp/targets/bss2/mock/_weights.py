@@ -1,15 +1,15 @@
 """Model weights -> the 6-bit synapse weights of an existing placement and routing (no re-routing).
 
-Every physical synapse the ``route`` pass allocated is listed in the configuration's projection map as
-``(pre, post, sign, hemisphere, row, column)``; a weight saturated under ``quantize{saturate=split}`` has
-several (*copies*). New model weights are quantized exactly as the ``quantize`` pass does,
-``w_hw = round(clip(scale * w, -63, 63))`` with halves away from zero (``saturate=split``: no clip, the
-magnitude spread over the copies, ``63`` each plus the remainder), and written into those synapses: the
-excitatory synapse of ``(pre, post)`` gets ``max(w_hw, 0)``, the inhibitory one ``max(-w_hw, 0)``. Two
-things cannot be expressed without new synapses and are counted: a weight whose sign has no synapse
-(``split-sign{signs=used}`` allocates only the signs in use), and, under ``split``, a magnitude beyond
-its copies (``lost`` and ``saturated``). Synapses the projection map does not claim keep the
-configuration's weight.
+Every physical synapse the ``route`` pass allocated is listed in the configuration's projection map as ``(pre,
+post, sign, hemisphere, row, column)``; a weight saturated under ``quantize{saturate=split}`` has several
+(*copies*). New model weights are quantized exactly as the ``quantize`` pass does, ``w_hw = round(clip(scale *
+factor * w, -63, 63))`` (``factor``: the target neuron's ``NeuronConfig.weight_factor``, 1 except for
+instantaneous synapses) with halves away from zero (``saturate=split``: no clip, the magnitude spread over the
+copies, ``63`` each plus the remainder), and written into those synapses: the excitatory synapse of ``(pre,
+post)`` gets ``max(w_hw, 0)``, the inhibitory one ``max(-w_hw, 0)``. Two things cannot be expressed without
+new synapses and are counted: a weight whose sign has no synapse (``split-sign{signs=used}`` allocates only
+the signs in use), and, under ``split``, a magnitude beyond its copies (``lost`` and ``saturated``). Synapses
+the projection map does not claim keep the configuration's weight.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ class _Projection:
     copies: np.ndarray
     has_exc: np.ndarray
     has_inh: np.ndarray
+    factor: np.ndarray  # per target neuron: the instantaneous-synapse weight factor (1 otherwise)
+
+    def scales(self, scale: float) -> np.ndarray:
+        """``[1, targets]``: hardware units per model weight unit of each target column."""
+        return scale * self.factor[None, :]
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,13 @@ class WeightLayout:
             has_inh = np.zeros(shape, bool)
             has_exc[pre[sign == 0], post[sign == 0]] = True
             has_inh[pre[sign == 1], post[sign == 1]] = True
-            projections[key] = _Projection(shape, pre, post, sign, syn.astype(np.int64), copy, copies, has_exc, has_inh)
+            target = config.populations.get(pm.target)
+            factor = np.ones(shape[1], np.float64)
+            if target is not None and len(target.neurons) == shape[1]:
+                factor = np.array([config.neurons[k].weight_factor for k in target.neurons], np.float64)
+            projections[key] = _Projection(
+                shape, pre, post, sign, syn.astype(np.int64), copy, copies, has_exc, has_inh, factor
+            )
         base = config.synapse_weights().astype(np.float64).reshape(-1)
         return cls(
             scale=float(config.weight_scale),
@@ -102,7 +113,7 @@ def requantize_host(layout: WeightLayout, weights: dict[str, np.ndarray]) -> Req
     needs: list[str] = []
     for key, p in layout.projections.items():
         w = np.asarray(weights[key], np.float64)
-        x = layout.scale * w
+        x = p.scales(layout.scale) * w
         if layout.split:
             w_hw = round_half_away(x)
         else:
@@ -131,7 +142,8 @@ def requantize_jax(
     """Traced version of :func:`requantize_host`: ``(synapses, effective, saturated, lost)``.
 
     ``effective`` (``sum of signed synapse weights / scale`` per ``(pre, post)``) is what the chip
-    realises; it is returned for the software replay of hardware-in-the-loop gradients. The counts are
+    realises (the synaptic-current jump; into instantaneous synapses about ``factor`` times the model
+    weight); it is returned for the software replay of hardware-in-the-loop gradients. The counts are
     those of :func:`requantize_host` (weights beyond a split weight's copies count as saturated).
     """
     out = jnp.asarray(layout.base.astype(dtype))
@@ -140,7 +152,7 @@ def requantize_jax(
     lost = jnp.zeros((), jnp.int32)
     for key, p in layout.projections.items():
         w = jnp.asarray(weights[key]).astype(dtype)
-        x = layout.scale * w
+        x = jnp.asarray(p.scales(layout.scale).astype(dtype)) * w
         routed = jnp.asarray(p.has_exc | p.has_inh)
         if not layout.split:
             saturated = saturated + jnp.sum((jnp.abs(x) > layout.w_max) & routed)

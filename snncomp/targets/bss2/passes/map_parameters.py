@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from ....ir import SPIKING_KINDS
 from ....passes import Pass, PassContext, annotate_graph, annotate_node, register
-from .._annotations import HwParams, ParameterMap, _si
+from .._annotations import HwParams, ParameterMap, _si, _vals
 from .._problem import chip_of
 from ..chip import ChipSpec
 from ..errors import ParameterError, Violation
@@ -40,6 +41,47 @@ def _quantize_refractory(chip: ChipSpec, t: np.ndarray, clocks: tuple[int, int])
     freq = np.where(use_slow, slow_f, fast_f)
     counter = np.clip(np.floor(t * freq + 0.5), 1, top).astype(np.int64)
     return counter / freq, use_slow.astype(np.int64), counter
+
+
+def _psp_peak(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Peak of ``exp(-t/tau_mem) - exp(-t/tau_syn)`` and its time in ``tau_mem`` units (``ratio = tau_syn/tau_mem``)."""
+    t = ratio * np.log(1.0 / ratio) / (1.0 - ratio)
+    return np.exp(-t) - np.exp(-t / ratio), t
+
+
+def _instantaneous_note(name: str, kind: str, ts: float, tau_m: np.ndarray, speedup: float, bound: float) -> str:
+    """The remark for instantaneous synapses (``tau_syn = 0``, ``if``) realised by the chip's shortest ``tau_syn``."""
+    ratio = ts / tau_m
+    k = (tau_m - ts) / ts
+    peak, t_peak = _psp_peak(ratio)
+    what = "instantaneous synapses ('if')" if kind == "if" else "tau_syn=0 (instantaneous synapses)"
+    return (
+        f"{name}: {what} approximated: the chip's synapses are current-based only, so it gets the chip's smallest "
+        f"synaptic time constant tau_syn={_si(ts)} ({_si(ts * speedup)} model time), tau_syn/tau_mem={_vals(ratio)}; "
+        f"weights into it are scaled by (tau_mem - tau_syn)/tau_syn={_vals(k)} so that an input's voltage kick "
+        f"w*(exp(-t/tau_mem) - exp(-t/tau_syn)) matches the model's jump w after its rise (peak {_vals(peak)}*w "
+        f"after {_vals(t_peak * tau_m * speedup, time=True)} model time); one synapse then reaches "
+        f"|w| <= {_vals(bound / k)} model units at the default quantize scale"
+    )
+
+
+def _bias_note(name: str, rest: np.ndarray, v_offset: float, v_scale: float, instantaneous: bool) -> str:
+    """The remark for a ``bias`` realised as a shift of the leak potential."""
+    head = (
+        f"{name}: bias mapped to a shift of the leak potential, v_leak + bias = {_vals(rest)} model "
+        f"({_vals(v_offset + v_scale * rest)} LSB)"
+    )
+    if instantaneous:
+        return head + (
+            ": exact for the membrane equation with instantaneous synapses (tau_mem dv/dt = -(v - v_leak - bias)), "
+            "except at the start: the chip's membrane rests at the shifted leak from t = 0, where the model starts "
+            "at v_leak and relaxes to v_leak + bias over tau_mem"
+        )
+    return head + (
+        ": an approximation with a synaptic current (tau_syn > 0): the model's bias enters through I, which "
+        "relaxes from 0 to bias over tau_syn, and v follows over tau_mem; the chip's shifted leak has no such "
+        "transient: the membrane rests at v_leak + bias from t = 0"
+    )
 
 
 def _interval_hint(lo: float, hi: float, name: str) -> str:
@@ -159,6 +201,8 @@ class MapParameters(Pass):
 
         check = _RangeCheck(speedup, v_offset, v_scale)
         pending: dict[str, dict[str, np.ndarray]] = {}
+        notes: list[str] = []  # remarks on approximations, made once the mapping succeeded
+        w_scale = chip.weight_scale * v_scale / chip.weight_scale_reference  # quantize's default scale
         for name, data in g.nodes(data=True):
             node = data["ir"]
             if node.kind == "input":
@@ -167,7 +211,7 @@ class MapParameters(Pass):
             per_neuron = {f for f in type(node).model_fields if isinstance(getattr(node, f), np.ndarray)}
             full = {
                 f: np.broadcast_to(np.asarray(getattr(node, f), np.float64), (size,))
-                for f in ("tau_mem", "tau_syn", "v_leak", "v_reset", "v_threshold", "t_refrac")
+                for f in ("tau_mem", "tau_syn", "v_leak", "v_reset", "v_threshold", "t_refrac", "bias")
                 if hasattr(node, f)
             }
 
@@ -186,12 +230,79 @@ class MapParameters(Pass):
             ) -> np.ndarray:
                 return check.volt(_name, field, field in _pn, model, rng)
 
-            out = {
-                "tau_mem": check_time("tau_mem", full["tau_mem"], chip.tau_mem_range),
-                "tau_syn": check_time("tau_syn", full["tau_syn"], chip.tau_syn_range),
-                "v_leak": check_volt("v_leak", full["v_leak"], chip.v_leak_range),
-            }
-            if node.kind == "lif":
+            bias = full.get("bias", np.zeros(size))
+            biased = bool(np.any(bias != 0))
+            spiking = node.kind in SPIKING_KINDS
+            instantaneous = bool(getattr(node, "instantaneous", False))
+            out: dict[str, np.ndarray] = {}
+            if node.kind == "if":
+                if biased:
+                    i = int(np.argmax(bias != 0))
+                    where = f" (neuron {i})" if "bias" in per_neuron else ""
+                    problems.append(
+                        Violation(
+                            f"population '{name}' bias{where}",
+                            detail=f"bias={float(bias[i])!r}: an 'if' neuron's constant drift dv/dt = bias has no "
+                            "mapping on the chip: its membrane always leaks towards a potential, so it cannot hold a "
+                            "constant slope, and BSS2_SPEC.md documents no constant current source",
+                            hint="use bias=0 for 'if' on bss2, or a 'lif' whose bias shifts its rest (v_leak + bias)",
+                        )
+                    )
+                    continue
+                longest = chip.tau_mem_range[1]
+                out["tau_mem"] = np.full(size, longest)
+                out["v_leak"] = check_volt("v_leak", np.zeros(size), chip.v_leak_range)
+                notes.append(
+                    f"{name}: 'if' neurons do not leak, the chip's membrane always does: mapped to the chip's largest "
+                    f"membrane time constant tau_mem={_si(longest)} ({_si(longest * speedup)} model time) with "
+                    "v_leak=0 (the model's start), so between inputs v decays towards 0 with that time constant "
+                    "instead of holding (the leak is not zero)"
+                )
+            else:
+                out["tau_mem"] = check_time("tau_mem", full["tau_mem"], chip.tau_mem_range)
+                rest = full["v_leak"] + bias
+                if biased:
+                    out["v_leak"] = check.volt(
+                        name, "v_leak + bias", bool(per_neuron & {"v_leak", "bias"}), rest, chip.v_leak_range
+                    )
+                    notes.append(_bias_note(name, rest, v_offset, v_scale, instantaneous))
+                else:
+                    out["v_leak"] = check_volt("v_leak", full["v_leak"], chip.v_leak_range)
+                if node.kind == "lif" and instantaneous:
+                    above = rest >= full["v_threshold"]
+                    if above.any():
+                        i = int(np.argmax(above))
+                        pn = bool(per_neuron & {"v_leak", "bias", "v_threshold"})
+                        problems.append(
+                            Violation(
+                                f"population '{name}' v_leak + bias" + (f" (neuron {i})" if pn else ""),
+                                detail=f"{float(rest[i])!r} >= v_threshold={float(full['v_threshold'][i])!r}: a "
+                                "tonically firing neuron has no mapping on this target: its instantaneous synapses "
+                                "become the chip's current-based ones (tau_syn > 0), and such a neuron needs its "
+                                "rest below threshold",
+                                hint="keep v_leak + bias < v_threshold, or drive the neuron with input spikes",
+                            )
+                        )
+            if instantaneous:
+                ts = chip.tau_syn_range[0]
+                out["tau_syn"] = np.full(size, ts)
+                tau_m = out["tau_mem"]
+                if (tau_m <= ts).any():
+                    i = int(np.argmax(tau_m <= ts))
+                    problems.append(
+                        Violation(
+                            f"population '{name}' tau_mem" + (f" (neuron {i})" if "tau_mem" in per_neuron else ""),
+                            detail=f"{_si(float(tau_m[i]))} on chip is not above the smallest synaptic time constant "
+                            f"{_si(ts)} that stands in for its instantaneous synapses",
+                            hint="a longer tau_mem (or a smaller map-parameters{speedup})",
+                        )
+                    )
+                else:
+                    out["weight_factor"] = (tau_m - ts) / ts
+                    notes.append(_instantaneous_note(name, node.kind, ts, tau_m, speedup, chip.weight_max / w_scale))
+            else:
+                out["tau_syn"] = check_time("tau_syn", full["tau_syn"], chip.tau_syn_range)
+            if spiking:
                 out["v_reset"] = check_volt("v_reset", full["v_reset"], chip.v_reset_range)
                 out["v_threshold"] = check_volt("v_threshold", full["v_threshold"], chip.v_threshold_range)
                 if node.max_spikes == 1:
@@ -219,13 +330,15 @@ class MapParameters(Pass):
             problems += [dataclasses.replace(p, hint=hint) for p in check.volts]
         if problems:
             raise ParameterError("parameters outside the chip's calibration range", problems)
+        for note in notes:
+            ctx.remark(note)
 
-        lif_times = [o["refractory"] for n, o in pending.items() if g.nodes[n]["ir"].kind == "lif"]
+        lif_times = [o["refractory"] for n, o in pending.items() if g.nodes[n]["ir"].kind in SPIKING_KINDS]
         clocks = refractory_clocks(chip, np.concatenate(lif_times) if lif_times else np.zeros(0))
         single = []
         for name, out in pending.items():
             node = g.nodes[name]["ir"]
-            if node.kind == "lif":
+            if node.kind in SPIKING_KINDS:
                 eff, clock, counter = _quantize_refractory(chip, out["refractory"], clocks)
                 if node.max_spikes == 1:
                     single.append(name)
@@ -249,8 +362,9 @@ class MapParameters(Pass):
                     refractory=np.asarray(eff, np.float64),
                     refractory_clock=np.asarray(clock, np.int64),
                     refractory_counter=np.asarray(counter, np.int64),
-                    fire=node.kind == "lif",
+                    fire=node.kind in SPIKING_KINDS,
                     max_spikes=getattr(node, "max_spikes", None),
+                    weight_factor=out["weight_factor"].copy() if "weight_factor" in out else None,
                 ),
             )
         runtime = None

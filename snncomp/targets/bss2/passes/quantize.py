@@ -30,6 +30,8 @@ class _Saturation:
     index: tuple[int, int]
     weight: float
     effective: float
+    factor: float = 1.0  # the largest instantaneous-synapse weight factor of the target population
+    target: str = ""
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
@@ -43,9 +45,11 @@ class Quantize(Pass):
     """Quantize every weight to the chip's synapse resolution.
 
     ``w_hw = round(clip(scale * w, -w_max, w_max))`` with ``w_max = 2**bits - 1`` (63), rounding halves
-    away from zero; the sign goes to the row (``split-sign``), the magnitude to the synapse. The effective
-    weight is ``w_hw / scale``, so the error of an unsaturated weight is at most half a step,
-    ``0.5 / scale``. ``scale`` defaults to the chip's calibrated 58 hardware units per model unit, adjusted
+    away from zero (``scale * factor * w`` into a population with instantaneous synapses, ``factor`` its
+    ``map-parameters`` weight factor per target neuron); the sign goes to the row (``split-sign``), the
+    magnitude to the synapse. The effective weight is ``w_hw / scale``, so the error of an unsaturated
+    weight is at most half a step, ``0.5 / scale`` (``/ factor`` in the model's units of an instantaneous
+    synapse). ``scale`` defaults to the chip's calibrated 58 hardware units per model unit, adjusted
     to the ``v_scale`` of ``map-parameters`` (``58 * v_scale / 70``). ``saturate=clip`` clips larger
     magnitudes (and counts them); ``saturate=split`` keeps them and spends ``ceil(|w_hw| / w_max)``
     synapses (rows) on each, ``w_max`` each plus the remainder. ``bits`` may be lowered below the chip's 6
@@ -87,7 +91,11 @@ class Quantize(Pass):
                 raise SnnCompError(f"projection '{key}' has no 'signs' annotation; run split-sign before quantize")
             edge = data["ir"]
             used = signs.exc | signs.inh
-            x = np.where(used, scale * edge.weight.astype(np.float64), 0.0)
+            # Instantaneous synapses (map-parameters' weight_factor of the target): per target column.
+            hw = g.nodes[v]["ann"].get("hw")
+            factor = getattr(hw, "weight_factor", None)
+            col_scale = scale if factor is None else scale * np.asarray(factor, np.float64)[None, :]
+            x = np.where(used, col_scale * edge.weight.astype(np.float64), 0.0)
             over = np.abs(x) > w_max
             if self.saturate == "clip":
                 w_hw = round_half_away(np.clip(x, -w_max, w_max))
@@ -120,11 +128,11 @@ class Quantize(Pass):
                 i, j = np.argwhere(lost)[0]
                 raise SnnCompError(f"projection '{key}'[{i},{j}]: weight sign has no slot; re-run split-sign")
             ok = used & ~over
-            error = np.abs(w_hw / scale - edge.weight)
+            error = np.abs(w_hw / col_scale - edge.weight)
             err = float(error[ok].max()) if ok.any() else 0.0
             clipped = used & over if self.saturate == "clip" else np.zeros_like(used)
             s_err = float(error[clipped].max()) if clipped.any() else 0.0
-            beyond = clipped & (error > 1.0 / scale)
+            beyond = clipped & (error > 1.0 / col_scale)
             if beyond.any():
                 i, j = np.unravel_index(int(np.argmax(np.where(beyond, error, -1.0))), error.shape)
                 far.append(
@@ -134,7 +142,9 @@ class Quantize(Pass):
                         weights=int(used.sum()),
                         index=(int(i), int(j)),
                         weight=float(edge.weight[i, j]),
-                        effective=float(w_hw[i, j]) / scale,
+                        effective=float(w_hw[i, j]) / float(np.broadcast_to(col_scale, w_hw.shape)[i, j]),
+                        factor=1.0 if factor is None else float(np.max(factor)),
+                        target=str(v),
                     )
                 )
             w_hw.flags.writeable = False
@@ -151,6 +161,7 @@ class Quantize(Pass):
                     split_extra=extra,
                     max_error=err,
                     saturation_error=s_err,
+                    factor=None if factor is None else np.asarray(factor, np.float64).copy(),
                 ),
             )
             n_weights += int(used.sum())
@@ -190,14 +201,20 @@ def _saturation_message(far: list[_Saturation], w_max: int, scale: float) -> str
     parts = []
     for f in far[:5]:
         i, j = f.index
+        inst = (
+            f", weights into '{f.target}' scaled by up to {f.factor:.4g} for its instantaneous synapses (bound "
+            f"+-{w_max / (scale * f.factor):.4g})"
+            if f.factor != 1.0
+            else ""
+        )
         parts.append(
             f"'{f.key}': {f.count} of {f.weights} weights, worst w={f.weight:.4g} at [{i}, {j}] realised as "
-            f"{f.effective:.4g} (error {abs(f.weight - f.effective):.3g})"
+            f"{f.effective:.4g} (error {abs(f.weight - f.effective):.3g}){inst}"
         )
     if len(far) > 5:
         parts.append(f"and {len(far) - 5} more projection(s)")
     largest = max(abs(f.weight) for f in far)
-    fit = w_max / largest
+    fit = min(w_max / (abs(f.weight) * f.factor) for f in far)
     return (
         f"quantize: {count} of {total} weights in {len(far)} projection(s) lie beyond the chip's weight range "
         f"by more than one step (1/scale = {1.0 / scale:.3g}) and were clipped, so the chip computes a "

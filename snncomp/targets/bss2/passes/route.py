@@ -58,7 +58,7 @@ class Route(Pass):
     4. Synapses: each slot takes the next free row of its group and sign in its column.
     5. Crossbar: neuron event output -> PADI bus nodes pass that output's source neurons, FPGA channel
        ``o % 4`` -> bus ``o`` nodes pass labels addressed to bus ``o``, event output -> FPGA nodes record
-       every ``lif`` neuron; every other node drops all events.
+       every spiking (``lif``, ``if``) neuron; every other node drops all events.
 
     Finally every configuration-level rule of spec §5.2 is checked on the result (``check_config``).
     MADC recording is requested with the metadata key ``bss2.readout``: ``{"madc": [["pop", i]],
@@ -301,6 +301,7 @@ class Route(Pass):
                         refractory_counter=int(hw.refractory_counter[i]),
                         refractory_time=float(hw.refractory[i]),
                         max_spikes=hw.max_spikes,
+                        weight_factor=1.0 if hw.weight_factor is None else float(hw.weight_factor[i]),
                     )
                 )
             populations[pop] = PopulationMap(kind=kind, size=len(ids), neurons=tuple(range(start, len(neurons))))
