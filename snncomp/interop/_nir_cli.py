@@ -19,17 +19,24 @@ def _cmd_import_nir(args: argparse.Namespace) -> int:
     from .. import ir
     from .nir import read_nir
 
+    if args.tau_syn_ratio is not None or args.if_tau is not None:
+        print(
+            "warning: --tau-syn-ratio and --if-tau are deprecated and ignored: NIR LIF, LI and IF now import "
+            "exactly (instantaneous synapses)",
+            file=sys.stderr,
+        )
     net = read_nir(
         args.nir_file,
         time_unit=args.time_unit,
         name=args.name,
-        tau_syn_ratio=args.tau_syn_ratio,
-        if_tau=tuple(args.if_tau) if args.if_tau else None,
+        convention=args.convention,
+        dt=args.dt,
     )
     ir.save(net, args.output)
+    how = "" if args.convention == "nir" else f", {args.convention} convention, dt={net.metadata.get('nir.dt')!r} s"
     print(
         f"{args.nir_file}: imported network '{net.name}' ({len(net.nodes)} populations, "
-        f"{len(net.edges)} projections) -> {args.output}"
+        f"{len(net.edges)} projections{how}) -> {args.output}"
     )
     # Approximations change the dynamics slightly; say so where the user sees it, not only in metadata.
     for line in net.metadata.get("nir.approximations", []) or []:
@@ -54,13 +61,14 @@ def _cmd_export_nir(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers: Any) -> None:
     """Register ``import-nir`` and ``export-nir`` on ``subparsers`` (from ``add_subparsers()``)."""
-    from .nir import DEFAULT_TAU_SYN_RATIO, TIME_UNITS
+    from .nir import CONVENTIONS, TIME_UNITS
 
     p = subparsers.add_parser(
         "import-nir",
         help="convert a NIR file (.nir, HDF5) to a network IR JSON file",
         description="Import a NIR graph (CubaLIF, LIF, CubaLI, LI, IF, Linear, Affine, Scale, Delay, subgraphs). "
-        "NIR files do not record their unit of time: give --time-unit.",
+        "NIR files do not record their unit of time: give --time-unit. --convention undoes what a given "
+        "library's exporter writes differently from NIR's equations (see docs/nir.md).",
     )
     p.add_argument("nir_file", help="NIR file written by nir.write (snnTorch, Norse, Sinabs, Spyx, snncomp, ...)")
     p.add_argument("-o", "--output", required=True, help="network IR JSON file to write")
@@ -72,20 +80,21 @@ def add_commands(subparsers: Any) -> None:
     )
     p.add_argument("--name", help="name of the network (default: the file's name)")
     p.add_argument(
-        "--tau-syn-ratio",
-        type=float,
-        default=DEFAULT_TAU_SYN_RATIO,
-        metavar="RATIO",
-        help="tau_syn / tau used for NIR LIF and LI nodes, which have no synaptic filter "
-        f"(default: {DEFAULT_TAU_SYN_RATIO:g}; see docs/nir.md)",
+        "--convention",
+        default="nir",
+        metavar="NAME",
+        help=f"how the exporter wrote the file: {', '.join(CONVENTIONS)} (default: nir, NIR's equations literally)",
     )
     p.add_argument(
-        "--if-tau",
+        "--dt",
         type=float,
-        nargs=2,
-        metavar=("TAU_MEM", "TAU_SYN"),
-        help="import NIR IF nodes (no leak, no synapse) as lif with these time constants in seconds",
+        metavar="SECONDS",
+        help="the exporter's time step where the file does not record it (defaults: snntorch 1e-4, norse 1e-3, "
+        "sinabs 1e-3, spyx 1; rockpool: recovered from the file)",
     )
+    # Deprecated: LIF/LI/IF import exactly now. Accepted (and ignored, with a warning) so old scripts run.
+    p.add_argument("--tau-syn-ratio", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--if-tau", type=float, nargs=2, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_import_nir)
 
     p = subparsers.add_parser(

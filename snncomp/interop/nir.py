@@ -1,21 +1,24 @@
 """Read and write the Neuromorphic Intermediate Representation (NIR).
 
 NIR (https://neuroir.org, PyPI ``nir``) is the exchange format of snnTorch,
-Norse, Sinabs, Spyx, jaxsnn, Lava and others. This module maps NIR graphs to
-the snncomp IR and back, following NIR's own equations (see ``docs/nir.md``
-for every mapping and its derivation):
+Norse, Sinabs, Spyx, Rockpool, jaxsnn, Lava and others. This module maps NIR
+graphs to the snncomp IR and back, following NIR's own equations (see
+``docs/nir.md`` for every mapping and its derivation):
 
 - ``CubaLIF`` and ``CubaLI`` become ``lif`` and ``li`` exactly. A NIR spike
   through weight ``W`` makes ``I`` jump by ``w_in * W / tau_syn`` and ``I``
   enters ``dv/dt`` multiplied by ``r``, so the snncomp weight is
   ``r * w_in * W / tau_syn`` (per target neuron).
-- ``LIF``, ``LI`` and ``IF`` have no synaptic filter (an input spike moves
-  ``v`` at once), which snncomp's models cannot express; they are imported as
-  ``lif``/``li`` with a short synaptic time constant, an approximation that is
-  documented, recorded in the network's metadata, and adjustable.
-- ``Linear``, ``Affine`` (zero bias only), ``Scale`` and ``Delay`` nodes
-  between neurons are composed into projections; nested ``NIRGraph``
+- ``LIF`` and ``LI`` (no synaptic filter) become ``lif``/``li`` with
+  ``tau_syn = 0`` (instantaneous synapses), ``IF`` becomes ``if``, all exactly:
+  a spike moves ``v`` by ``r * W / tau`` (``IF``: ``r * W``).
+- ``Linear``, ``Affine``, ``Scale`` and ``Delay`` nodes between neurons are
+  composed into projections; an ``Affine`` bias becomes the target
+  population's ``bias`` (times ``r`` and ``w_in``); nested ``NIRGraph``
   subgraphs are flattened into dotted names (``sub.lif1``).
+- ``convention=`` undoes what a given exporter (snnTorch, Spyx, Rockpool,
+  Norse, Sinabs) writes differently from NIR's equations: discrete time
+  steps, the one-step pulse reading of a spike, their ``r``/``w_in`` choices.
 
 What NIR cannot express (``t_refrac``, ``max_spikes``, masks, edge names, the
 network's name, metadata and outputs) travels in namespaced ``snncomp.*``
@@ -29,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +42,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..errors import Diagnostic, SnnCompError
-from ..ir import Edge, InputNode, LIFNode, LINode, Network
+from ..ir import Edge, IFNode, InputNode, LIFNode, LINode, Network
 from ..ir._io import diagnostics_from_validation_error
 from ..ir._models import NAME_PATTERN
 
@@ -46,8 +50,8 @@ if TYPE_CHECKING:  # pragma: no cover - for annotations only; nir stays optional
     import nir
 
 __all__ = [
-    "DEFAULT_TAU_SYN_RATIO",
-    "REFRAC_PER_TAU_SYN",
+    "CONVENTIONS",
+    "DEFAULT_DT",
     "SUPPORTED_TYPES",
     "TIME_UNITS",
     "NIRError",
@@ -77,11 +81,19 @@ SUPPORTED_TYPES = (
 )
 """The NIR node types :func:`from_nir` imports."""
 
-DEFAULT_TAU_SYN_RATIO = 1e-4
-"""Default ``tau_syn / tau`` for NIR nodes without a synaptic filter (``LIF``, ``LI``)."""
+CONVENTIONS = ("nir", "snntorch", "spyx", "rockpool", "norse", "sinabs")
+"""How :func:`from_nir` reads a graph: ``"nir"`` follows NIR's equations literally; the others undo
+what that library's exporter writes differently (see ``docs/nir.md``, "Exporter conventions")."""
 
-REFRAC_PER_TAU_SYN = 10.0
-"""``t_refrac / tau_syn`` for spiking NIR nodes without a synaptic filter (``LIF``, ``IF``)."""
+DEFAULT_DT: dict[str, float | None] = {
+    "nir": None,
+    "snntorch": 1e-4,  # hard-coded in snntorch.export_nir
+    "spyx": 1.0,  # spyx.nir.to_nir(..., dt=1): time constants counted in steps
+    "rockpool": None,  # recovered from r = tau exp(-dt / tau) / dt
+    "norse": 1e-3,  # norse.torch.to_nir(..., dt=0.001)
+    "sinabs": 1e-3,  # Sinabs counts time in steps; this is the step's length in seconds
+}
+"""Time step [s] each convention assumes when ``dt`` is not given (``None``: not needed, or recovered)."""
 
 _INSTALL_HINT = 'pip install "snncomp[nir]"'
 
@@ -97,7 +109,7 @@ _FORMAT = 1
 
 _NAME_RE = re.compile(NAME_PATTERN)
 
-_NEURON_TYPES = {"CubaLIF": "lif", "LIF": "lif", "IF": "lif", "CubaLI": "li", "LI": "li"}
+_NEURON_TYPES = {"CubaLIF": "lif", "LIF": "lif", "IF": "if", "CubaLI": "li", "LI": "li"}
 _ROLE_OF_TYPE = {
     **dict.fromkeys(_NEURON_TYPES, "neuron"),
     "Linear": "linear",
@@ -113,8 +125,11 @@ _NEURON_PARAMS = {
     "LI": ("tau", "r", "v_leak"),
     "IF": ("r", "v_threshold", "v_reset"),
 }
-_LIF_FIELDS = ("tau_mem", "tau_syn", "v_threshold", "v_leak", "v_reset")
-_LI_FIELDS = ("tau_mem", "tau_syn", "v_leak")
+_LIF_FIELDS = ("tau_mem", "tau_syn", "v_threshold", "v_leak", "v_reset", "bias")
+_LI_FIELDS = ("tau_mem", "tau_syn", "v_leak", "bias")
+_IF_FIELDS = ("v_threshold", "v_reset", "bias")
+_BIAS = "snncomp.bias"  # neuron: the exact per-neuron IR bias (the Affine's b is rounded by the division)
+_MODELS = {"lif": LIFNode, "li": LINode, "if": IFNode}
 
 
 class NIRError(SnnCompError, ValueError):
@@ -150,13 +165,17 @@ def to_nir(network: Network) -> nir.NIRGraph:
     """The NIR graph of ``network`` (time in seconds).
 
     Populations become ``Input``, ``CubaLIF`` (``lif``) and ``CubaLI`` (``li``)
-    nodes with ``r = 1`` and ``w_in = tau_syn``, so that each projection's
-    ``Linear`` weight is the snncomp weight, transposed to NIR's
+    nodes with ``r = 1`` and ``w_in = tau_syn``, ``LIF``/``LI`` (``tau_syn = 0``)
+    with ``r = tau``, and ``IF`` (``if``) with ``r = 1``, so that each
+    projection's ``Linear`` weight is the snncomp weight, transposed to NIR's
     ``[target, source]``; a nonzero delay adds a ``Delay`` node after the
     ``Linear``; each output population feeds an ``Output`` node. Masked-out
-    synapses are zero in the ``Linear``. Extras NIR cannot express travel in
-    ``snncomp.*`` metadata, which NIR consumers ignore: ``t_refrac`` and
-    ``max_spikes`` in particular have no NIR equivalent.
+    synapses are zero in the ``Linear``. A population's ``bias`` becomes the
+    bias of an ``Affine``: the first projection into it, or a node
+    ``<name>:bias`` (zero weights from no input) when nothing projects into it.
+    Extras NIR cannot express travel in ``snncomp.*`` metadata, which NIR
+    consumers ignore: ``t_refrac`` and ``max_spikes`` in particular have no
+    NIR equivalent.
     """
     nir = _import_nir()
     if not isinstance(network, Network):
@@ -165,11 +184,14 @@ def to_nir(network: Network) -> nir.NIRGraph:
     sizes = {n.name: n.size for n in network.nodes}
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
+    biases: dict[str, np.ndarray] = {}  # target -> the Affine bias b that gives its IR bias
     for node in network.nodes:
         if node.kind == "input":
             nodes[node.name] = nir.Input(input_type={"input": np.array([node.size])})
         else:
-            nodes[node.name] = _export_neuron(nir, node)
+            nodes[node.name], b = _export_neuron(nir, node)
+            if b is not None:
+                biases[node.name] = b
 
     linear_keys: list[str] = []
     extra_keys: list[str] = []
@@ -185,7 +207,11 @@ def to_nir(network: Network) -> nir.NIRGraph:
             if hidden.any():
                 meta[_MASKED] = np.array(edge.weight[hidden])
         weight = np.ascontiguousarray(edge.effective_weight().T)
-        nodes[key] = nir.Linear(weight=weight, metadata=meta)
+        bias = biases.pop(edge.target, None)  # the first projection into a biased population carries it
+        if bias is None:
+            nodes[key] = nir.Linear(weight=weight, metadata=meta)
+        else:
+            nodes[key] = nir.Affine(weight=weight, bias=bias.astype(weight.dtype, copy=False), metadata=meta)
         edges.append((edge.source, key))
         if edge.delay != 0.0 or math.copysign(1.0, edge.delay) < 0:
             dkey = _unique(f"{key}:delay", used)
@@ -194,6 +220,12 @@ def to_nir(network: Network) -> nir.NIRGraph:
             edges += [(key, dkey), (dkey, edge.target)]
         else:
             edges.append((key, edge.target))
+
+    for name, bias in biases.items():  # biased populations without any projection into them
+        bkey = _unique(f"{name}:bias", used)
+        extra_keys.append(bkey)
+        nodes[bkey] = nir.Affine(weight=np.zeros((sizes[name], 1)), bias=bias)
+        edges.append((bkey, name))
 
     for name in network.output_names():
         okey = _unique(f"{name}:output", used)
@@ -216,34 +248,60 @@ def to_nir(network: Network) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={_MARK: json.dumps(mark)}, type_check=False)
 
 
-def _export_neuron(nir: Any, node: LIFNode | LINode) -> Any:
+def _export_neuron(nir: Any, node: LIFNode | LINode | IFNode) -> tuple[Any, np.ndarray | None]:
+    """The NIR neuron node of a population, and the ``Affine`` bias that gives its ``bias`` (or None)."""
     n = node.size
-    fields = _LIF_FIELDS if node.kind == "lif" else _LI_FIELDS
+    fields = {"lif": _LIF_FIELDS, "li": _LI_FIELDS, "if": _IF_FIELDS}[node.kind]
     blob: dict[str, Any] = {"kind": node.kind, "scalar": [f for f in fields if isinstance(getattr(node, f), float)]}
     meta: dict[str, Any] = {}
 
     def arr(f: str) -> np.ndarray:
         return _full(getattr(node, f), n)
 
+    # The IR bias is the Affine bias b times the import's bias factor: r * w_in (CubaLIF/CubaLI, here
+    # tau_syn), r (LIF/LI, here tau_mem; IF, here 1). b = bias / factor can round, so the exact bias also
+    # travels as metadata, used on import while it still agrees with the graph.
+    bias_factor: np.ndarray | None = None
+    if node.kind != "if":
+        bias_factor = arr("tau_syn") if not node.instantaneous else arr("tau_mem")
+    b = None
+    if np.any(np.asarray(node.bias) != 0):
+        b = arr("bias") if bias_factor is None else arr("bias").astype(np.float64) / bias_factor
+        if isinstance(node.bias, float):
+            blob["bias"] = node.bias
+        else:
+            meta[_BIAS] = np.array(node.bias)
+    if node.kind != "li":
+        blob["max_spikes"] = node.max_spikes
+        if isinstance(node.t_refrac, float):
+            blob["t_refrac"] = node.t_refrac
+        else:
+            blob["t_refrac"] = None
+            meta[_T_REFRAC] = np.array(node.t_refrac)
+    meta[_NODE] = json.dumps(blob)
+    if node.kind == "if":
+        # dv/dt = r I with r = 1: a spike through W moves v by W, the IR weight.
+        return nir.IF(r=np.ones(n), v_threshold=arr("v_threshold"), v_reset=arr("v_reset"), metadata=meta), b
+    if node.instantaneous:
+        # tau dv/dt = (v_leak - v) + r I with r = tau: a spike through W moves v by r W / tau = W.
+        common = {"tau": arr("tau_mem"), "r": arr("tau_mem"), "v_leak": arr("v_leak")}
+        if node.kind == "li":
+            return nir.LI(**common, metadata=meta), b
+        return nir.LIF(**common, v_threshold=arr("v_threshold"), v_reset=arr("v_reset"), metadata=meta), b
     # w_in = tau_syn and r = 1 make the NIR current jump w_in * W / tau_syn equal W, so the
     # Linear carries our weight unchanged and the import's r * w_in / tau_syn is exactly 1.0.
     common = {"tau_mem": arr("tau_mem"), "tau_syn": arr("tau_syn"), "r": np.ones(n), "v_leak": arr("v_leak")}
     if node.kind == "li":
-        meta[_NODE] = json.dumps(blob)
-        return nir.CubaLI(**common, w_in=arr("tau_syn"), metadata=meta)
-    blob["max_spikes"] = node.max_spikes
-    if isinstance(node.t_refrac, float):
-        blob["t_refrac"] = node.t_refrac
-    else:
-        blob["t_refrac"] = None
-        meta[_T_REFRAC] = np.array(node.t_refrac)
-    meta[_NODE] = json.dumps(blob)
-    return nir.CubaLIF(
-        **common,
-        v_threshold=arr("v_threshold"),
-        v_reset=arr("v_reset"),
-        w_in=arr("tau_syn"),
-        metadata=meta,
+        return nir.CubaLI(**common, w_in=arr("tau_syn"), metadata=meta), b
+    return (
+        nir.CubaLIF(
+            **common,
+            v_threshold=arr("v_threshold"),
+            v_reset=arr("v_reset"),
+            w_in=arr("tau_syn"),
+            metadata=meta,
+        ),
+        b,
     )
 
 
@@ -271,7 +329,9 @@ def from_nir(
     *,
     time_unit: str = "s",
     name: str | None = None,
-    tau_syn_ratio: float = DEFAULT_TAU_SYN_RATIO,
+    convention: str = "nir",
+    dt: float | None = None,
+    tau_syn_ratio: float | None = None,
     if_tau: tuple[float, float] | None = None,
 ) -> Network:
     """The snncomp network of a NIR graph.
@@ -280,12 +340,17 @@ def from_nir(
     or ``"ms"``); NIR files do not record it. ``name`` names the network
     (default: the name stored by :func:`to_nir`, else ``"nir"``).
 
-    NIR ``LIF`` and ``LI`` nodes have no synaptic filter; they are imported as
-    ``lif``/``li`` with ``tau_syn = tau_syn_ratio * tau`` and weights chosen so
-    that the membrane response to an input spike differs from NIR's only by
-    ``-dv * exp(-t / tau_syn)``. ``IF`` nodes (no leak either) need
-    ``if_tau=(tau_mem, tau_syn)`` in seconds. Each approximation is listed in
-    the result's ``metadata["nir.approximations"]``; ``docs/nir.md`` bounds them.
+    ``convention`` says how to read the graph: ``"nir"`` (default) follows NIR's
+    equations literally; ``"snntorch"``, ``"spyx"``, ``"rockpool"``, ``"norse"``
+    and ``"sinabs"`` undo what that library's exporter writes (discrete time
+    steps, spikes read as one-step pulses, its ``r``/``w_in``; see
+    ``docs/nir.md``). ``dt`` is the exporter's time step in seconds where the
+    file does not store it (defaults in :data:`DEFAULT_DT`; snnTorch: 1e-4 s).
+
+    ``LIF``, ``LI`` and ``IF`` import exactly (instantaneous synapses,
+    ``tau_syn = 0``; ``IF`` as ``if``), so ``tau_syn_ratio`` and ``if_tau``,
+    which configured an approximation in earlier versions, are ignored with a
+    ``DeprecationWarning``.
 
     Raises :class:`NIRError` naming every node that cannot be imported (nothing
     is half-imported) and :class:`NIRUnavailableError` without the ``nir`` package.
@@ -296,19 +361,23 @@ def from_nir(
             f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}; NIR files do not record "
             "their time unit, so say which one the file's time constants and delays use"
         )
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise NIRError(f"unknown NIR convention {convention!r}; valid conventions: {', '.join(CONVENTIONS)}")
+    if dt is not None:
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (math.isfinite(dt) and dt > 0):
+            raise NIRError(f"dt must be a time step in seconds > 0, got {dt!r}")
+        dt = float(dt)
     if not isinstance(graph, nir.NIRGraph):
         raise NIRError(f"from_nir expects a nir.NIRGraph, got {type(graph).__name__}")
-    if isinstance(tau_syn_ratio, bool) or not isinstance(tau_syn_ratio, (int, float)) or not 0 < tau_syn_ratio < 1:
-        raise NIRError(f"tau_syn_ratio must be a number with 0 < tau_syn_ratio < 1, got {tau_syn_ratio!r}")
-    if if_tau is not None:
-        try:
-            t_mem, t_syn = (float(t) for t in if_tau)
-        except (TypeError, ValueError):
-            raise NIRError(f"if_tau must be a pair (tau_mem, tau_syn) in seconds, got {if_tau!r}") from None
-        if not (math.isfinite(t_mem) and 0 < t_syn < t_mem):
-            raise NIRError(f"if_tau=(tau_mem, tau_syn) needs 0 < tau_syn < tau_mem (seconds), got {if_tau!r}")
-        if_tau = (t_mem, t_syn)
-    return _Importer(nir, graph, time_unit, name, float(tau_syn_ratio), if_tau).run()
+    for option, value in (("tau_syn_ratio", tau_syn_ratio), ("if_tau", if_tau)):
+        if value is not None:
+            warnings.warn(
+                f"from_nir: {option} is deprecated and ignored: NIR LIF, LI and IF now import exactly "
+                "(instantaneous synapses, tau_syn = 0)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+    return _Importer(nir, graph, time_unit, name, convention, dt).run()
 
 
 def read_nir(
@@ -316,7 +385,9 @@ def read_nir(
     *,
     time_unit: str = "s",
     name: str | None = None,
-    tau_syn_ratio: float = DEFAULT_TAU_SYN_RATIO,
+    convention: str = "nir",
+    dt: float | None = None,
+    tau_syn_ratio: float | None = None,
     if_tau: tuple[float, float] | None = None,
 ) -> Network:
     """Read a NIR file (HDF5, as written by ``nir.write``) and import it with :func:`from_nir`.
@@ -338,7 +409,15 @@ def read_nir(
         raise NIRError(f"{p}: cannot read NIR file: {str(exc) or type(exc).__name__}") from None
     if name is None and _MARK not in (getattr(graph, "metadata", None) or {}):
         name = _sanitize(p.stem) or "nir"
-    return from_nir(graph, time_unit=time_unit, name=name, tau_syn_ratio=tau_syn_ratio, if_tau=if_tau)
+    return from_nir(
+        graph,
+        time_unit=time_unit,
+        name=name,
+        convention=convention,
+        dt=dt,
+        tau_syn_ratio=tau_syn_ratio,
+        if_tau=if_tau,
+    )
 
 
 def write_nir(network: Network, path: str | Path) -> None:
@@ -403,16 +482,18 @@ class _Importer:
         graph: Any,
         time_unit: str,
         name: str | None,
-        ratio: float,
-        if_tau: tuple[float, float] | None,
+        convention: str,
+        dt: float | None,
     ):
         self.nir = nir
         self.graph = graph
         self.time_unit = time_unit
         self.unit = TIME_UNITS[time_unit]
         self.name = name
-        self.ratio = ratio
-        self.if_tau = if_tau
+        self.convention = convention
+        self.dt = DEFAULT_DT[convention] if dt is None else dt
+        self.biases: dict[str, np.ndarray] = {}  # neuron key -> summed Affine bias reaching it (NIR units)
+        self.recovered_dt: float | None = None  # seconds, where the convention recovers dt from the graph
         self.problems: list[Diagnostic] = []
         self.notes: list[str] = []
         self.approximations: list[str] = []
@@ -442,6 +523,10 @@ class _Importer:
         self.fail_if_problems()
         self.ignore_inserted_nodes()
         self.infer_sizes()
+        self.fail_if_problems()
+        if self.convention == "spyx":
+            self.reroute_spyx_recurrence()
+        self.collect_biases()
         self.fail_if_problems()
         names = self.assign_names()
         pops = self.convert_populations(names)
@@ -543,21 +628,15 @@ class _Importer:
                 bias = _numeric(getattr(node, "bias", None))
                 if bias is None:
                     self.problem(leaf.where, "bias is not a numeric array")
-                elif np.any(bias != 0):
+                elif bias.ndim > 1 or (bias.ndim == 1 and bias.shape[0] not in (1, leaf.size_out)):
                     self.problem(
                         leaf.where,
-                        "has a nonzero bias (a constant input current), which snncomp's neuron models do not "
-                        "have; biases are unsupported (a bias is usually given as a constant input channel "
-                        "instead, as in the Yin-Yang task)",
+                        f"bias has shape {list(bias.shape)}; expected a scalar or one value per output "
+                        f"({leaf.size_out})",
                     )
+                elif not np.all(np.isfinite(bias)):
+                    self.problem(leaf.where, "bias must be finite")
         elif leaf.role == "neuron":
-            if leaf.type == "IF" and self.if_tau is None:
-                self.problem(
-                    leaf.where,
-                    "NIR's IF neuron has neither leak nor synaptic filter, which snncomp's lif cannot express "
-                    "exactly; pass if_tau=(tau_mem, tau_syn) in seconds (CLI: --if-tau TAU_MEM TAU_SYN), e.g. "
-                    "(10.0, 1e-5), to import it as a lif with that slow leak and fast synapse",
-                )
             self.param_sizes(leaf, _NEURON_PARAMS[leaf.type])
         elif leaf.role in ("scale", "delay"):
             self.param_sizes(leaf, ("scale",) if leaf.role == "scale" else ("delay",))
@@ -695,6 +774,7 @@ class _Importer:
 
     def convert_neuron(self, leaf: _Leaf, name: str) -> _Pop | None:
         node, n, t = leaf.node, leaf.size_in, leaf.type
+        kind = _NEURON_TYPES[t]
         blob = _json(leaf.meta.get(_NODE)) if _NODE in leaf.meta else None
         scalars = set(blob.get("scalar", [])) if isinstance(blob, dict) else None
 
@@ -706,37 +786,17 @@ class _Importer:
             return _param(arr, n, scalars, field_name, self.unit if time else 1.0)
 
         # Zero or negative time constants are reported by the IR's validation below, by name.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            in_scale, deps = self.input_factor(leaf, n)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            mapped = self.neuron_mapping(leaf, n)
+        if mapped is None:
+            return None
+        taus, in_scale, bias_scale, deps = mapped
         params: dict[str, Any] = {}
-        if t in ("CubaLIF", "CubaLI"):
-            params["tau_mem"] = param(raw("tau_mem"), "tau_mem", time=True)
-            params["tau_syn"] = param(raw("tau_syn"), "tau_syn", time=True)
+        for f, value in taus.items():
+            params[f] = value if isinstance(value, float) else param(value, f, time=True)
+        if kind != "if":
             params["v_leak"] = param(raw("v_leak"), "v_leak")
-        elif t in ("LIF", "LI"):
-            rho = self.ratio
-            params["tau_mem"] = param(raw("tau"), "tau_mem", time=True)
-            params["tau_syn"] = _scaled(params["tau_mem"], rho)
-            params["v_leak"] = param(raw("v_leak"), "v_leak")
-            what = f"tau_syn = {rho:g} * tau and weights scaled so v matches NIR's once exp(-t/tau_syn) has decayed"
-            if t == "LIF":
-                # NIR's reset drops the part of the jump above threshold; ours would keep integrating the
-                # current still flowing. Holding v for a few tau_syn lets that current decay instead.
-                params["t_refrac"] = _scaled(params["tau_syn"], REFRAC_PER_TAU_SYN)
-                what += f", t_refrac = {REFRAC_PER_TAU_SYN:g} * tau_syn"
-            self.approximations.append(
-                f"{leaf.where}: NIR {t} has no synaptic filter; imported as {_NEURON_TYPES[t]} with {what}"
-            )
-        else:  # IF
-            if self.if_tau is None:  # reported by check_leaf
-                return None
-            t_mem, t_syn = self.if_tau
-            params |= {"tau_mem": t_mem, "tau_syn": t_syn, "v_leak": 0.0, "t_refrac": REFRAC_PER_TAU_SYN * t_syn}
-            self.approximations.append(
-                f"{leaf.where}: NIR IF has no leak and no synaptic filter; imported as lif with "
-                f"tau_mem = {t_mem:g} s, tau_syn = {t_syn:g} s (if_tau), t_refrac = {REFRAC_PER_TAU_SYN:g} * tau_syn"
-            )
-        if _NEURON_TYPES[t] == "lif":
+        if kind != "li":
             params["v_threshold"] = param(raw("v_threshold"), "v_threshold")
             params["v_reset"] = param(raw("v_reset", 0.0), "v_reset")
             if isinstance(blob, dict):
@@ -745,12 +805,17 @@ class _Importer:
                     params["t_refrac"] = blob["t_refrac"]
                 elif _T_REFRAC in leaf.meta:
                     params["t_refrac"] = leaf.meta[_T_REFRAC]
-        model = LIFNode if _NEURON_TYPES[t] == "lif" else LINode
+        if leaf.key in self.biases:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                bias = self.biases[leaf.key] * bias_scale
+            if not np.all(np.isfinite(bias)):
+                self.problem(leaf.where, "its Affine bias times r (and w_in) is not finite")
+                return None
+            params["bias"] = self.exact_bias(leaf, blob, bias, n)
         try:
-            ir_node = model(name=name, size=n, **params)
+            ir_node = _MODELS[kind](name=name, size=n, **params)
         except ValidationError as exc:
             reasons = "; ".join(d.message for d in diagnostics_from_validation_error(exc, params))
-            kind = _NEURON_TYPES[t]
             self.problem(leaf.where, f"does not make a valid {kind} population: {reasons}")
             return None
         if not np.all(np.isfinite(in_scale)):
@@ -758,27 +823,231 @@ class _Importer:
             return None
         return _Pop(leaf, name, ir_node, in_scale, all(d.dtype == np.float32 for d in deps))
 
-    def input_factor(self, leaf: _Leaf, n: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """Per target neuron: the IR weight per unit of NIR weight, and the arrays it depends on.
+    @staticmethod
+    def exact_bias(leaf: _Leaf, blob: Any, bias: np.ndarray, n: int) -> float | np.ndarray:
+        """The IR bias: the one snncomp stored while it agrees with the graph's, else the computed one."""
+        stored: Any = None
+        if isinstance(blob, dict) and isinstance(blob.get("bias"), (int, float)):
+            stored = float(blob["bias"])
+        elif _BIAS in leaf.meta:
+            stored = _numeric(leaf.meta[_BIAS])
+        if stored is not None:
+            full = np.broadcast_to(np.asarray(stored, dtype=np.float64), (n,))
+            if np.allclose(full, bias, rtol=1e-9, atol=1e-12 * max(1.0, float(np.max(np.abs(bias))))):
+                return stored if isinstance(stored, float) else np.array(stored)
+        flat = bias.reshape(-1)
+        return float(flat[0]) if bool(np.all(flat == flat[0])) else np.array(flat)
 
-        The unit of time cancels: ``r * w_in * W`` and ``tau`` share it (see docs/nir.md).
+    def neuron_mapping(
+        self, leaf: _Leaf, n: int
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, tuple[np.ndarray, ...]] | None:
+        """Time constants (in file units), and per target neuron the weight and bias factors.
+
+        The weight factor is the IR weight per unit of NIR weight (``Linear``/``Affine`` ``W``);
+        the bias factor the IR ``bias`` per unit of ``Affine`` bias ``b``. With ``convention="nir"``
+        they follow NIR's equations; the unit of time cancels from the weights (``r * w_in * W``
+        and ``tau`` share it, see docs/nir.md). Derivations of the other conventions: docs/nir.md.
         """
-        node = leaf.node
-        r = _numeric(node.r)
-        if leaf.type in ("CubaLIF", "CubaLI"):
-            # tau_syn dI/dt = -I + w_in S with Dirac S of area W: I jumps by w_in W / tau_syn, and
-            # r I drives v, so the IR weight (the jump of the current that drives v) is r w_in W / tau_syn.
-            w_in = _numeric(1.0 if node.w_in is None else node.w_in)
-            tau_syn = _numeric(node.tau_syn)
-            return _f64(r, n) * _f64(w_in, n) / _f64(tau_syn, n), (r, w_in, tau_syn)
-        if leaf.type in ("LIF", "LI"):
-            # No synaptic filter: a spike moves v by dv = r W / tau at once. With tau_syn = rho tau and
-            # weight dv (1 - rho) / rho the IR's v is v_NIR - dv exp(-t / tau_syn) (exact for li).
-            rho, tau = self.ratio, _numeric(node.tau)
-            return _f64(r, n) * (1.0 - rho) / (rho * _f64(tau, n)), (r, tau)
-        # IF: dv/dt = r I, a spike moves v by r W; if_tau gives the leak and the synapse.
-        t_mem, t_syn = self.if_tau or (np.nan, np.nan)
-        return _f64(r, n) * (t_mem - t_syn) / t_syn, (r,)
+        node, t, conv = leaf.node, leaf.type, self.convention
+        cuba = t in ("CubaLIF", "CubaLI")
+
+        def get(p: str, default: float | None = None) -> np.ndarray:
+            value = getattr(node, p, None)
+            return _numeric(default if value is None else value)
+
+        def v(arr: np.ndarray) -> np.ndarray:
+            return _f64(arr, n)
+
+        r = get("r")
+        w_in = get("w_in", 1.0) if cuba else None
+        unit = self.unit
+        per_second = 1.0 / unit if t == "IF" else 1.0  # IR if bias is dv/dt per second
+        if conv == "nir" or (conv == "norse" and t == "IF"):
+            if conv != "nir":
+                self.approximations.append(f"{leaf.where}: Norse's IF convention is not known; read literally")
+            if cuba:
+                # tau_syn dI/dt = -I + w_in (W S + b): a spike jumps I by w_in W / tau_syn, the bias drives
+                # I towards w_in b; r I enters tau_mem dv/dt. With J = r I (the IR's current) the IR weight
+                # is r w_in W / tau_syn and the IR bias (J's rest value) r w_in b.
+                tau_syn = get("tau_syn")
+                taus = {"tau_mem": get("tau_mem"), "tau_syn": tau_syn}
+                return taus, v(r) * v(w_in) / v(tau_syn), v(r) * v(w_in), (r, w_in, tau_syn)
+            if t in ("LIF", "LI"):
+                # tau dv/dt = (v_leak - v) + r (W S + b): a spike moves v by r W / tau; the bias term is
+                # r b, the IR's tau_mem dv/dt = -(v - v_leak) + bias with tau_syn = 0.
+                tau = get("tau")
+                return {"tau_mem": tau, "tau_syn": 0.0}, v(r) / v(tau), v(r), (r, tau)
+            # IF: dv/dt = r (W S + b): a spike moves v by r W; the drift r b is per file unit of time.
+            return {}, v(r), v(r) * per_second, (r,)
+
+        if self.dt is None and conv != "rockpool":  # pragma: no cover - every other convention has a default
+            self.problem(leaf.where, f"convention {conv!r} needs dt")
+            return None
+        dt = None if self.dt is None else self.dt / unit  # the step in file units
+        if conv in ("snntorch", "spyx"):
+            # Discrete time: v[k] = beta v[k-1] + x[k] (snnTorch Leaky, Spyx LIF; the exporter writes
+            # tau = dt / (1 - beta)), and for CubaLIF syn[k] = alpha syn[k-1] + x[k], v[k] = beta v[k-1]
+            # + syn[k]. A spike adds W to x for one step. The continuous system sampled every dt has
+            # exp(-dt / tau_c) = beta, so tau_c = -dt / ln(beta). LIF: a spike jumps v by W (factor 1)
+            # and a bias b per step settles v at b / (1 - beta). CubaLIF: the discrete response to a spike
+            # is W (beta^(k+1) - alpha^(k+1)) / (beta - alpha); the IR's to a current jump J0 is
+            # J0 tau_s / (tau_m - tau_s) (beta^k - alpha^k). Matching the slow term beta^k gives
+            # J0 = W beta (tau_m - tau_s) / ((beta - alpha) tau_s) (the fast term differs by a factor
+            # alpha / beta, i.e. O(dt / tau)); a bias b per step settles v at b / ((1-alpha)(1-beta)).
+            if t == "IF":
+                return {}, np.ones(n), np.full(n, 1.0 / dt) * per_second, ()
+            tau_m = v(get("tau_mem") if cuba else get("tau"))
+            beta = 1.0 - dt / tau_m
+            if cuba:
+                alpha = 1.0 - dt / v(get("tau_syn"))
+            else:
+                alpha = None
+            bad = [a for a in (beta, alpha) if a is not None and not np.all((a > 0) & (a < 1))]
+            if bad:
+                self.problem(
+                    leaf.where,
+                    f"with dt = {self.dt:g} s its time constants give decay factors 1 - dt/tau outside (0, 1); "
+                    "is dt the one the exporter used?",
+                )
+                return None
+            tm = -dt / np.log(beta)
+            if not cuba:
+                return {"tau_mem": tm, "tau_syn": 0.0}, np.ones(n), 1.0 / (1.0 - beta), ()
+            ts = -dt / np.log(alpha)
+            wf = _slow_match(alpha, beta, beta, tm, ts, dt)
+            self.approximations.append(
+                f"{leaf.where}: discrete {conv} synapse (alpha, beta) imported with exact time constants and "
+                "the weight matched on the slow component of the response (fast part differs by O(dt/tau))"
+            )
+            return {"tau_mem": tm, "tau_syn": ts}, wf, 1.0 / ((1.0 - alpha) * (1.0 - beta)), ()
+        if conv == "rockpool":
+            # Rockpool writes the exact tau and r = tau exp(-dt/tau) / dt (w_in = 1), so dt is recovered
+            # from r and tau. LIFTorch per step: isyn += x; vmem *= alpha_m; isyn *= beta_s; vmem += isyn
+            # + bias (alpha_m = exp(-dt/tau_mem), beta_s = exp(-dt/tau_syn)). A spike's response is
+            # W beta_s (alpha_m^(k+1) - beta_s^(k+1)) / (alpha_m - beta_s); matching the slow term as for
+            # snnTorch gives J0 = W beta_s alpha_m (tau_m - tau_s) / ((alpha_m - beta_s) tau_s); a bias b
+            # per step settles v at beta_s b / ((1 - beta_s)(1 - alpha_m)).
+            tau_m = v(get("tau_mem") if cuba else get("tau"))
+            if dt is None:
+                dt = _rockpool_dt(float(v(r)[0]), float(tau_m[0]))
+                if dt is None:
+                    self.problem(leaf.where, "cannot recover dt from r = tau exp(-dt/tau) / dt; pass dt")
+                    return None
+                if self.recovered_dt is None:
+                    self.recovered_dt = dt * unit
+            a_m = np.exp(-dt / tau_m)
+            if not cuba:
+                # LIFNeuronTorch / ExpSynTorch: x[k] added to a state that decays by alpha_m per step.
+                return {"tau_mem": tau_m, "tau_syn": 0.0}, np.ones(n), 1.0 / (1.0 - a_m), ()
+            tau_s = v(get("tau_syn"))
+            b_s = np.exp(-dt / tau_s)
+            wf = b_s * _slow_match(b_s, a_m, a_m, tau_m, tau_s, dt)
+            self.approximations.append(
+                f"{leaf.where}: discrete Rockpool synapse imported with the weight matched on the slow "
+                "component of the response (fast part differs by O(dt/tau))"
+            )
+            return {"tau_mem": tau_m, "tau_syn": tau_s}, wf, b_s / ((1.0 - b_s) * (1.0 - a_m)), ()
+        if conv == "norse":
+            # Norse writes tau = dt / tau_inv = dt * tau_true (r = 1, w_in = 1, no v_reset: Norse's default
+            # 0) and integrates with Euler steps of dt. LIFCell per step: i += x; v += a (v_leak - v + i);
+            # i *= alpha, with a = dt/tau_mem, beta = 1 - a, alpha = 1 - dt/tau_syn: the response to a spike
+            # W is a W (beta^(k+1) - alpha^(k+1)) / (beta - alpha), snnTorch's Synaptic with gain a, so the
+            # same slow-term match applies, with tau_c = -dt / ln(1 - dt/tau) (the sampled decays); a bias
+            # b added to i every step settles v at v_leak + b tau_syn / dt. LIFBoxCell/LIBoxCell: v += a
+            # (v_leak - v + x), snnTorch's Leaky with gain a: a spike jumps v by a W, a bias settles at b.
+            assert dt is not None  # norse has a default dt
+            tau_m = v(get("tau_mem") if cuba else get("tau")) / dt  # Norse's tau, in file units
+            a = dt / tau_m
+            beta = 1.0 - a
+            alpha = 1.0 - dt * dt / v(get("tau_syn")) if cuba else np.full(n, 0.5)  # dt / (tau_written / dt)
+            bad = [d for d in (beta, alpha) if not np.all((d > 0) & (d < 1))]
+            if bad:
+                self.problem(
+                    leaf.where,
+                    f"with dt = {self.dt:g} s its time constants give Euler factors 1 - dt/tau outside (0, 1); "
+                    "is dt the one the exporter used?",
+                )
+                return None
+            tm = -dt / np.log(beta)
+            if not cuba:
+                return {"tau_mem": tm, "tau_syn": 0.0}, v(r) * a, v(r), ()
+            ts = -dt / np.log(alpha)
+            wf = v(r) * v(w_in) * a * _slow_match(alpha, beta, beta, tm, ts, dt)
+            self.approximations.append(
+                f"{leaf.where}: Norse's Euler synapse imported with the sampled decays and the weight matched on "
+                "the slow component of the response (fast part differs by O(dt/tau))"
+            )
+            return {"tau_mem": tm, "tau_syn": ts}, wf, v(r) * v(w_in) / (1.0 - alpha), ()
+        # sinabs: time in steps of dt. IAF: v += x per step (r = 1); a bias b per step is b / dt per
+        # second. LIF/ExpLeak: v = alpha v + (1 - alpha) x with alpha = exp(-1 / tau_steps) (norm_input,
+        # Sinabs' default), so a spike jumps v by (1 - alpha) W and a bias b settles v at b.
+        if t == "IF":
+            return {}, v(r), v(r) / dt * per_second, ()
+        if cuba:
+            self.problem(leaf.where, "Sinabs writes no CubaLIF/CubaLI; import this graph with another convention")
+            return None
+        tau_steps = v(get("tau"))
+        alpha = np.exp(-1.0 / tau_steps)
+        return {"tau_mem": tau_steps * dt, "tau_syn": 0.0}, v(r) * (1.0 - alpha), v(r), ()
+
+    def reroute_spyx_recurrence(self) -> None:
+        """Spyx writes a recurrent layer as Input -> w_rec -> lif -> w_rec: its input would pass w_rec.
+
+        Spyx computes ``V = beta V + x + spikes @ w_rec``: the input enters the neurons directly. An edge
+        from a subgraph's Input into a weight node that forms a loop with a neuron goes to the neuron.
+        """
+        edges = set(self.edges)
+        new: list[tuple[str, str]] = []
+        for s, d in self.edges:
+            src, dst = self.leaves[s], self.leaves[d]
+            loop = [a for a, b in edges if b == d and a != s and self.leaves[a].role == "neuron" and (d, a) in edges]
+            if src.type == "Input" and src.role == "pass" and dst.role == "linear" and len(loop) == 1:
+                new.append((s, loop[0]))
+                self.notes.append(f"spyx: the input of '{loop[0]}' enters it directly, not through '{d}'")
+            else:
+                new.append((s, d))
+        self.edges = new
+
+    def collect_biases(self) -> None:
+        """Every ``Affine`` bias, carried forward through weight nodes to the neurons it reaches.
+
+        An Affine's output is ``W x + b`` for its summed input ``x``, so its bias enters each path once
+        (however many sources feed it); a later ``Linear``/``Affine`` multiplies it by its weight, a
+        ``Scale`` scales it, a ``Delay`` leaves a constant unchanged.
+        """
+        out_edges: dict[str, list[str]] = {k: [] for k in self.leaves}
+        for s, d in self.edges:
+            out_edges[s].append(d)
+        for leaf in self.leaves.values():
+            if leaf.type != "Affine" or leaf.role == "ignored":
+                continue
+            b = _numeric(leaf.node.bias)
+            if b is None or not np.any(b != 0) or leaf.size_out is None:
+                continue
+            self.push_bias(leaf, leaf.key, _f64(b, leaf.size_out), out_edges, (leaf.key,))
+
+    def push_bias(
+        self, origin: _Leaf, key: str, vec: np.ndarray, out_edges: dict[str, list[str]], seen: tuple[str, ...]
+    ) -> None:
+        for dst in out_edges[key]:
+            leaf = self.leaves[dst]
+            if leaf.role == "neuron":
+                prev = self.biases.get(dst)
+                self.biases[dst] = vec.copy() if prev is None else prev + vec
+            elif leaf.role == "output":
+                self.problem(
+                    origin.where,
+                    f"has a nonzero bias that reaches {leaf.where}; a constant input can only enter a neuron "
+                    "population (as its bias), not a graph output",
+                )
+            elif leaf.role in ("linear", "scale", "delay", "pass") and dst not in seen:
+                if leaf.role == "linear":
+                    nxt = _numeric(leaf.node.weight).astype(np.float64) @ vec
+                elif leaf.role == "scale":
+                    nxt = _f64(_numeric(leaf.node.scale), len(vec)) * vec
+                else:
+                    nxt = vec
+                self.push_bias(origin, dst, nxt, out_edges, (*seen, dst))
 
     # -- projections ---------------------------------------------------------------------------
     def trace_paths(self, pops: dict[str, _Pop]) -> tuple[list[tuple[float, Edge]], list[str]]:
@@ -792,7 +1061,12 @@ class _Importer:
         self._edge_order = edge_order
         for key, pop in pops.items():
             n = pop.leaf.size_out
-            start = _Chain(None, False, None, None, (), ())
+            # Spyx tests the previous step's v: a neuron's spike leaves one step after its crossing, so
+            # every projection out of a neuron (not out of an Input) is delayed by one step.
+            lag: tuple[float, ...] = ()
+            if self.convention == "spyx" and self.dt is not None and pop.node.kind != "input":
+                lag = (float(self.dt),)
+            start = _Chain(None, False, None, None, lag, ())
             if pop.node.kind == "li":
                 bad = [d for d in out_edges[key] if self.leaves[d].role not in ("output", "ignored")]
                 if bad:
@@ -971,6 +1245,27 @@ class _Importer:
             name = self.name or "nir"
             outs = tuple(outputs)
             metadata = {"nir.time_unit": self.time_unit}
+            if self.convention != "nir":
+                dt = self.dt if self.dt is not None else self.recovered_dt
+                metadata = {**metadata, "nir.convention": self.convention, "nir.dt": dt}
+                if self.convention == "spyx":
+                    self.notes.append(
+                        "spyx: Spyx tests the previous step's v, so projections out of neurons are delayed by dt; "
+                        "Spyx reports each spike one step after snncomp's"
+                    )
+                if self.convention == "rockpool":
+                    self.notes.append(
+                        "rockpool: Rockpool's exporter drops a LIFTorch's recurrent weights (has_rec) and its "
+                        "own bias parameter; if the model had them, they are missing here"
+                    )
+                if self.convention in ("spyx", "rockpool", "sinabs") or (
+                    self.convention == "snntorch" and any(lf.type in ("LIF", "CubaLIF") for lf in self.leaves.values())
+                ):
+                    self.notes.append(
+                        f"{self.convention}: snncomp resets v to v_reset after a spike; a model that resets by "
+                        "subtracting the threshold (the default of snnTorch, Spyx, Rockpool and Sinabs) "
+                        "differs after any overshoot"
+                    )
         if self.approximations:
             metadata = {**metadata, "nir.approximations": list(self.approximations)}
         if self.notes:
@@ -1042,6 +1337,37 @@ def _param(arr: np.ndarray, n: int, scalars: set[str] | None, field_name: str, u
 
 def _scaled(value: float | np.ndarray, factor: float) -> float | np.ndarray:
     return value * factor if isinstance(value, float) else (value.astype(np.float64) * factor).astype(value.dtype)
+
+
+def _slow_match(
+    fast: np.ndarray, slow: np.ndarray, gain: np.ndarray, tau_slow: np.ndarray, tau_fast: np.ndarray, dt: float
+) -> np.ndarray:
+    """IR current jump per unit jump of a discrete synapse, matched on the slowly decaying term.
+
+    The discrete response is ``gain (slow^(k+1) - fast^(k+1)) / (slow - fast)`` per unit input (times
+    ``fast`` for Rockpool's order), the IR's ``J0 tau_fast / (tau_slow - tau_fast) (slow^k - fast^k)``;
+    equal slow terms give ``J0 = gain (tau_slow - tau_fast) / ((slow - fast) tau_fast)``, whose limit for
+    equal time constants is ``tau / dt``. Here "slow" and "fast" just name the two decays (either may be
+    the slower): the formula is symmetric in that sense.
+    """
+    diff = slow - fast
+    near = np.abs(diff) < 1e-9
+    safe = np.where(near, 1.0, diff)
+    return np.where(near, tau_slow / dt, gain * (tau_slow - tau_fast) / (safe * tau_fast))
+
+
+def _rockpool_dt(r: float, tau: float) -> float | None:
+    """The ``dt`` with ``r = tau exp(-dt/tau) / dt`` (Rockpool's export), by bisection on x = dt / tau."""
+    if not (math.isfinite(r) and math.isfinite(tau) and r > 0 and tau > 0):
+        return None
+    lo, hi = 1e-12, 50.0  # exp(-x)/x decreases from huge to ~4e-24 over this range
+    f = lambda x: math.exp(-x) / x - r  # noqa: E731
+    if f(lo) < 0 or f(hi) > 0:
+        return None
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+    return 0.5 * (lo + hi) * tau
 
 
 def _delay_groups(delays: np.ndarray) -> list[tuple[float, np.ndarray]]:
