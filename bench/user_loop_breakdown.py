@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from train_throughput import T_MAX, TAU_MEM, TAU_SYN, example_optimizer, make_problem
 
     problem = make_problem(args.batch)
-    has_checks = hasattr(rt, "checked_in_jit")
+    has_checks = hasattr(getattr(rt, "_checks", rt), "checked_in_jit")
     print(
         f"snncomp from {os.path.dirname(snncomp.__file__)}, jax {jax.__version__}, x64={args.x64}, "
         f"in-jit checks {'present' if has_checks else 'absent'} (EQX_ON_ERROR={os.environ.get('EQX_ON_ERROR', '')})"
@@ -205,15 +205,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # 5. ... without the in-jit input and parameter checks (equinox.error_if), same tree.
     if has_checks:
-        original = rt.checked_in_jit
-        rt.checked_in_jit = lambda x, problems, messages: x
+        checks = getattr(rt, "_checks", rt)  # the runtime package's module, or an older single-module runtime
+        original = checks.checked_in_jit
+        checks.checked_in_jit = lambda x, problems, messages: x
         exe_nc = compile_exe()
         f_nc = one_jit_step(user_loss(exe_nc), chain)
         # Trace now, while the checks are patched out (jit traces on the first call).
         jax.block_until_ready(f_nc(w0, chain.init(w0), inputs, targets))
         vg_nc = jax.jit(jax.value_and_grad(user_loss(exe_nc)))
         jax.block_until_ready(vg_nc(w0, inputs, targets))
-        rt.checked_in_jit = original
+        checks.checked_in_jit = original
         variants["one jit, no in-jit checks"] = stateful(lambda w, s: f_nc(w, s, inputs, targets), w0, chain)
         variants["user loop, no in-jit checks"] = stateful(eager_loop(vg_nc, chain), w0, chain)
 
