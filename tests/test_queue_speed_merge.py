@@ -82,7 +82,7 @@ def test_zero_delay_backward_matches_general_path_and_finite_differences(refract
     assert int(np.sum(np.asarray(rec.spikes["a"].neurons) >= 0)) > 4 * 3  # recurrent spikes happened
 
     g_merged = grad(p0, times)
-    p_tiny = {"weight": p0["weight"], "delay": {k: (1e-13 if k in internal else v) for k, v in p0["delay"].items()}}
+    p_tiny = {**p0, "delay": {k: (1e-13 if k in internal else v) for k, v in p0["delay"].items()}}
     g_general = grad(p_tiny, times)
     flat_m, _ = jax.tree.flatten(g_merged)
     flat_g, _ = jax.tree.flatten(g_general)

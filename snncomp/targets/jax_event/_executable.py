@@ -90,7 +90,7 @@ class JaxExecutable(Executable):
                 lim = jnp.asarray(limit, b.dtype)
                 biases[name] = checked_in_jit(
                     b,
-                    lambda b, lim=lim: jnp.stack([jnp.any(b >= lim)]),
+                    lambda b, lim=lim: jnp.stack([jnp.any(b >= lim)]),  # type: ignore[misc]  # lambda with a default
                     [f"params['bias']['{name}']: {why}without input (checked inside jit: the parameters were traced)"],
                 )
             elif np.any(np.asarray(b) >= limit):

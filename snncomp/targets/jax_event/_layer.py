@@ -34,6 +34,7 @@ from jaxtyping import Array
 from ...ir import SPIKING_KINDS
 from ._dynamics import NeuronParams, free_coefficients
 from ._events import SpikeBuffer, incoming
+from ._layer_adjoint import layer_backward
 from ._solver import AbstractCrossingSolver
 from ._sort import sort_by_time
 from ._stage import AbstractStage
@@ -145,6 +146,16 @@ class LayerParallelStage(AbstractStage):
     """Populations that spike at most once (or ``li`` readouts), each solved in parallel over its neurons."""
 
     strategy: ClassVar[str] = "layer-parallel"
+
+    def eventprop(
+        self,
+        params: dict,
+        buffers: dict[str, SpikeBuffer],
+        out: dict[str, SpikeBuffer],
+        ct: dict[str, Array],
+        t_max: Array,
+    ) -> tuple[dict, dict[str, Array]]:
+        return layer_backward(self, params, buffers, out, ct, t_max)
 
     def __call__(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
         out: dict[str, SpikeBuffer] = {}

@@ -17,7 +17,7 @@ from ._dynamics import NeuronParams
 from ._events import EdgeSpec, SpikeBuffer, incoming
 from ._layer import LayerParallelStage
 from ._queue import EventQueueStage
-from ._solver import BracketedNewtonSolver, JumpSolver, choose_solver
+from ._solver import AbstractCrossingSolver, BracketedNewtonSolver, JumpSolver, choose_solver
 from ._stage import AbstractStage, PopulationPlan
 from ._trace import trace
 
@@ -189,7 +189,7 @@ def lower(
     def plan(name: str) -> PopulationPlan:
         node = nodes[name]
         if node.kind == "if":
-            solver = JumpSolver()
+            solver: AbstractCrossingSolver = JumpSolver()
         elif node.kind == "lif":
             solver = choose_solver(np.asarray(node.tau_mem), np.asarray(node.tau_syn))
         else:

@@ -29,7 +29,7 @@ spike, and both are finite.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -41,6 +41,7 @@ from jaxtyping import Array
 from ...ir import SPIKING_KINDS
 from ._dynamics import NeuronParams, evolve
 from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
+from ._queue_adjoint import queue_backward
 from ._stage import AbstractStage
 
 __all__ = ["EventQueueStage"]
@@ -72,12 +73,26 @@ class EventQueueStage(AbstractStage):
     """Populations simulated together by one loop over events (a strongly connected component)."""
 
     strategy: ClassVar[str] = "event-queue"
+    reverse_differentiable: ClassVar[bool] = False  # a lax.while_loop
     nrn: NeuronParams
     """The stage's neurons, concatenated in population order."""
     external: tuple[EdgeSpec, ...]
     internal: tuple[EdgeSpec, ...]
     offsets: dict[str, int] = eqx.field(static=True)
     n_total: int = eqx.field(static=True)
+
+    def edges(self) -> tuple[EdgeSpec, ...]:
+        return self.external + self.internal
+
+    def eventprop(
+        self,
+        params: dict,
+        buffers: dict[str, SpikeBuffer],
+        out: dict[str, SpikeBuffer],
+        ct: dict[str, Array],
+        t_max: Array,
+    ) -> tuple[dict, dict[str, Array]]:
+        return queue_backward(self, params, buffers, out, ct, t_max)
 
     def max_iterations(self, external_events: int) -> int:
         """Upper bound on loop iterations for a sample with ``external_events`` deliveries."""
@@ -170,7 +185,7 @@ class EventQueueStage(AbstractStage):
             next0 = self._earliest(u0, i0, zeros, count0, t0)
         else:
             next0 = (jnp.zeros((), jnp.int32), jnp.full((), jnp.inf, dtype))
-        state0 = dict(
+        state0: dict[str, Any] = dict(
             t=jnp.zeros((), dtype),
             u=u0,
             i=i0,
@@ -202,12 +217,12 @@ class EventQueueStage(AbstractStage):
         t_refrac = jnp.broadcast_to(nrn.t_refrac, (n,))
         jump = jnp.broadcast_to(nrn.jump, (n,))
 
-        def deliver_to(u: Array, i: Array, off: int, size: int, row: Array, free: Array) -> tuple[Array, Array]:
+        def deliver_to(u: Array, i: Array, off: int, size: int, row: Array, free: Array | bool) -> tuple[Array, Array]:
             """Add ``row`` to neurons ``off:off+size``: to ``I``, or to ``u`` with instantaneous synapses."""
             if not nrn.has_jump:
                 return u, i.at[off : off + size].add(row)
             jmp = jump[off : off + size]
-            ok = free[off : off + size] if nrn.has_refrac else True
+            ok = free[off : off + size] if nrn.has_refrac and not isinstance(free, bool) else True
             u = u.at[off : off + size].add(jnp.where(jmp & ok, row, 0.0))
             return u, i.at[off : off + size].add(jnp.where(jmp, 0.0, row))
 

@@ -42,10 +42,36 @@ class AbstractStage(eqx.Module):
     index: int = eqx.field(static=True)
     populations: tuple[PopulationPlan, ...]
     strategy: ClassVar[str]
+    reverse_differentiable: ClassVar[bool] = True
+    """Whether plain JAX autodiff can differentiate the forward pass (no ``while_loop``)."""
 
     @abc.abstractmethod
     def __call__(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
         """The spikes of this stage's populations."""
+
+    @abc.abstractmethod
+    def eventprop(
+        self,
+        params: dict,
+        buffers: dict[str, SpikeBuffer],
+        out: dict[str, SpikeBuffer],
+        ct: dict[str, Array],
+        t_max: Array,
+    ) -> tuple[dict, dict[str, Array]]:
+        """The EventProp backward pass: ``(dL/d params, dL/d upstream spike times)``.
+
+        ``params`` holds what the stage reads (:meth:`edges`' weights and delays, its biases), ``out`` the
+        stage's own spikes, ``ct`` their cotangents (zero at padding).
+        """
+
+    def edges(self) -> tuple[EdgeSpec, ...]:
+        """The projections whose weights and delays this stage reads."""
+        return tuple(e for p in self.populations for e in p.edges_in)
+
+    def upstream(self) -> tuple[str, ...]:
+        """The populations (and inputs) outside this stage whose spikes it reads."""
+        own = {p.name for p in self.populations}
+        return tuple(sorted({e.source for e in self.edges() if e.source not in own}))
 
     def biased(self, params: dict) -> AbstractStage:
         """This stage with its neurons' constants for ``params["bias"]`` (unchanged without that group)."""

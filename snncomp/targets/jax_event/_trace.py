@@ -52,7 +52,10 @@ def trace(
     # Stable sort: at equal times deliveries, then spikes, then samples (right-continuous values).
     order = jnp.argsort(ev_t, stable=True)
 
-    def step(carry: tuple, idx: Array) -> tuple:
+    # carry: (time, u, i, refractory end); output: (u, i).
+    def step(
+        carry: tuple[Array, Array, Array, Array], idx: Array
+    ) -> tuple[tuple[Array, Array, Array, Array], tuple[Array, Array]]:
         t, u, i, ref_end = carry
         t1, kind, a = ev_t[idx], ev_k[idx], ev_a[idx]
         u, i = evolve(u, i, ref_end, t, t1, nrn)
