@@ -44,7 +44,7 @@ def configure_compilation_cache() -> Path | None:
     import jax
 
     chosen: Path | None = None
-    if jax.config.jax_compilation_cache_dir is None:
+    if jax.config.jax_compilation_cache_dir is None:  # type: ignore[attr-defined]  # a flag set at run time
         target = compilation_cache_dir()
         if target is not None:
             try:

@@ -117,7 +117,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``train`` and ``demo``."""
     p = subparsers.add_parser("train", help="train a task end to end (yinyang) and write metrics, params and plots")
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def _user_site() -> str:
     """``file:line`` of the first stack frame outside snncomp (the user's call)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         fname = os.path.abspath(frame.f_code.co_filename)
         if not fname.startswith(_PKG_DIR + os.sep):

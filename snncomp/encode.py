@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from jaxtyping import ArrayLike
+from numpy.typing import DTypeLike
 
 from .runtime import InputError, Spikes
 
@@ -54,7 +55,7 @@ def latency(
     t_late: float,
     bias_time: float | None = None,
     duplicate: int = 1,
-    dtype: object = np.float32,
+    dtype: DTypeLike = np.float32,
 ) -> Spikes:
     """Linear latency coding: one spike per channel at ``t_early + value * (t_late - t_early)``.
 

@@ -137,7 +137,7 @@ def save_checkpoint(path: str | Path, params: Any, opt_state: Any = None, meta: 
         arrays.update(_flatten("opt_state", opt_state))
     arrays["meta"] = np.frombuffer(json.dumps(meta or {}).encode(), dtype=np.uint8)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # the keys are array names, never ``allow_pickle``
     tmp.replace(path)
     return path
 
@@ -250,9 +250,12 @@ def _metrics_fn(exe: Trainable, loss: Callable, accuracy: Callable | None) -> An
         checks = _Checks()
 
         @jax.jit
-        def batch_metrics(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, ...]:
+        def batch_metrics(
+            p: Any, inputs: Any, targets: Any, key: jax.Array
+        ) -> tuple[jax.Array, jax.Array | float, jax.Array]:
             with checks.collect() as sink:
-                rec = exe.apply(p, inputs, key=key) if keyed else exe.apply(p, inputs)
+                # An executable that takes a key (``_takes_key``) has ``apply(params, inputs, key=...)``.
+                rec = exe.apply(p, inputs, key=key) if keyed else exe.apply(p, inputs)  # type: ignore[call-arg]
             acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
             return loss(rec, targets), acc, sink.code()
 
@@ -393,7 +396,7 @@ def _build_step(
 
     def loss_fn(p: Any, inputs: Any, targets: Any, key: jax.Array) -> tuple[jax.Array, Any]:
         with checks.collect() as sink:
-            rec = exe.apply(p, inputs, key=key) if stochastic else exe.apply(p, inputs)
+            rec = exe.apply(p, inputs, key=key) if stochastic else exe.apply(p, inputs)  # type: ignore[call-arg]
         return loss(rec, targets), (rec, sink.code())
 
     @jax.jit

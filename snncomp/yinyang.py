@@ -581,6 +581,7 @@ def train(
             # epochs' 6-bit weights scatter by about a point around it, and the best of 100 noisy
             # validation scores is partly luck (docs/results.md, "Weight averaging").
             params = pre.averaged_params
+            assert pre.averaged is not None  # set together with averaged_params
             pretrained["handed_on"] = pre.averaged["label"]
             pretrained["jax_test_accuracy"] = pre.averaged["test_accuracy"]
             pretrained["jax_best_epoch_test_accuracy"] = pre.test_accuracy

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["add_commands"]
 
@@ -39,9 +39,10 @@ def _cmd_import_nir(args: argparse.Namespace) -> int:
         f"{len(net.edges)} projections{how}) -> {args.output}"
     )
     # Approximations change the dynamics slightly; say so where the user sees it, not only in metadata.
-    for line in net.metadata.get("nir.approximations", []) or []:
+    # read_nir stores both as lists of strings.
+    for line in cast("list[str]", net.metadata.get("nir.approximations", []) or []):
         print(f"note: approximation: {line}", file=sys.stderr)
-    for line in net.metadata.get("nir.notes", []) or []:
+    for line in cast("list[str]", net.metadata.get("nir.notes", []) or []):
         print(f"note: {line}", file=sys.stderr)
     return 0
 

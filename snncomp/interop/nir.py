@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from pydantic import ValidationError
@@ -765,7 +765,8 @@ class _Importer:
         for key, name in names.items():
             leaf = self.leaves[key]
             if leaf.role == "input":
-                pops[key] = _Pop(leaf, name, InputNode(name=name, size=leaf.size_out), None, False)
+                # Sizes are known here: infer_sizes reports every unknown one and run() stops on it.
+                pops[key] = _Pop(leaf, name, InputNode(name=name, size=cast(int, leaf.size_out)), None, False)
                 continue
             pop = self.convert_neuron(leaf, name)
             if pop is not None:
@@ -773,14 +774,15 @@ class _Importer:
         return pops
 
     def convert_neuron(self, leaf: _Leaf, name: str) -> _Pop | None:
-        node, n, t = leaf.node, leaf.size_in, leaf.type
+        node, n, t = leaf.node, cast(int, leaf.size_in), leaf.type  # sized: see convert_populations
         kind = _NEURON_TYPES[t]
         blob = _json(leaf.meta.get(_NODE)) if _NODE in leaf.meta else None
         scalars = set(blob.get("scalar", [])) if isinstance(blob, dict) else None
 
         def raw(p: str, default: float | None = None) -> np.ndarray:
             value = getattr(node, p, None)
-            return _numeric(default if value is None else value)
+            # flatten's param_sizes reported every missing or non-numeric parameter.
+            return cast(np.ndarray, _numeric(default if value is None else value))
 
         def param(arr: np.ndarray, field_name: str, *, time: bool = False) -> float | np.ndarray:
             return _param(arr, n, scalars, field_name, self.unit if time else 1.0)
@@ -853,7 +855,8 @@ class _Importer:
 
         def get(p: str, default: float | None = None) -> np.ndarray:
             value = getattr(node, p, None)
-            return _numeric(default if value is None else value)
+            # flatten's param_sizes reported every missing or non-numeric parameter.
+            return cast(np.ndarray, _numeric(default if value is None else value))
 
         def v(arr: np.ndarray) -> np.ndarray:
             return _f64(arr, n)
@@ -869,6 +872,7 @@ class _Importer:
                 # tau_syn dI/dt = -I + w_in (W S + b): a spike jumps I by w_in W / tau_syn, the bias drives
                 # I towards w_in b; r I enters tau_mem dv/dt. With J = r I (the IR's current) the IR weight
                 # is r w_in W / tau_syn and the IR bias (J's rest value) r w_in b.
+                assert w_in is not None  # read for cuba types
                 tau_syn = get("tau_syn")
                 taus = {"tau_mem": get("tau_mem"), "tau_syn": tau_syn}
                 return taus, v(r) * v(w_in) / v(tau_syn), v(r) * v(w_in), (r, w_in, tau_syn)
@@ -894,6 +898,7 @@ class _Importer:
             # J0 tau_s / (tau_m - tau_s) (beta^k - alpha^k). Matching the slow term beta^k gives
             # J0 = W beta (tau_m - tau_s) / ((beta - alpha) tau_s) (the fast term differs by a factor
             # alpha / beta, i.e. O(dt / tau)); a bias b per step settles v at b / ((1-alpha)(1-beta)).
+            assert dt is not None  # both have a default dt
             if t == "IF":
                 return {}, np.ones(n), np.full(n, 1.0 / dt) * per_second, ()
             tau_m = v(get("tau_mem") if cuba else get("tau"))
@@ -913,6 +918,7 @@ class _Importer:
             tm = -dt / np.log(beta)
             if not cuba:
                 return {"tau_mem": tm, "tau_syn": 0.0}, np.ones(n), 1.0 / (1.0 - beta), ()
+            assert alpha is not None  # set for cuba types
             ts = -dt / np.log(alpha)
             wf = _slow_match(alpha, beta, beta, tm, ts, dt)
             self.approximations.append(
@@ -971,6 +977,7 @@ class _Importer:
             tm = -dt / np.log(beta)
             if not cuba:
                 return {"tau_mem": tm, "tau_syn": 0.0}, v(r) * a, v(r), ()
+            assert w_in is not None  # read for cuba types
             ts = -dt / np.log(alpha)
             wf = v(r) * v(w_in) * a * _slow_match(alpha, beta, beta, tm, ts, dt)
             self.approximations.append(
@@ -1041,10 +1048,11 @@ class _Importer:
                     "population (as its bias), not a graph output",
                 )
             elif leaf.role in ("linear", "scale", "delay", "pass") and dst not in seen:
+                # Weights and scales are numeric: flatten reported any that are not.
                 if leaf.role == "linear":
-                    nxt = _numeric(leaf.node.weight).astype(np.float64) @ vec
+                    nxt = cast(np.ndarray, _numeric(leaf.node.weight)).astype(np.float64) @ vec
                 elif leaf.role == "scale":
-                    nxt = _f64(_numeric(leaf.node.scale), len(vec)) * vec
+                    nxt = _f64(cast(np.ndarray, _numeric(leaf.node.scale)), len(vec)) * vec
                 else:
                     nxt = vec
                 self.push_bias(origin, dst, nxt, out_edges, (*seen, dst))
@@ -1060,7 +1068,7 @@ class _Importer:
         self._pops = pops
         self._edge_order = edge_order
         for key, pop in pops.items():
-            n = pop.leaf.size_out
+            n = cast(int, pop.leaf.size_out)  # sized: see convert_populations
             # Spyx tests the previous step's v: a neuron's spike leaves one step after its crossing, so
             # every projection out of a neuron (not out of an Input) is delayed by one step.
             lag: tuple[float, ...] = ()
@@ -1105,9 +1113,10 @@ class _Importer:
         node, role = leaf.node, leaf.role
         if role == "pass":
             return chain
-        cur = leaf.size_in
+        # Sized by infer_sizes, and the parameters are numeric: flatten reported any that are not.
+        cur = cast(int, leaf.size_in)
         if role == "linear":
-            w = _numeric(node.weight)
+            w = cast(np.ndarray, _numeric(node.weight))
             fixed, tgt = chain.fixed_delay, chain.tgt_delay
             if tgt is not None:
                 if not np.all(tgt == tgt[0]):
@@ -1124,12 +1133,12 @@ class _Importer:
                 matrix = w.astype(np.float64) @ chain.matrix.astype(np.float64)
             return _Chain(matrix, True, chain.src_delay, tgt, fixed, (*chain.path, leaf.key))
         if role == "scale":
-            s = _f64(_numeric(node.scale), cur)
+            s = _f64(cast(np.ndarray, _numeric(node.scale)), cur)
             base = np.eye(cur) if chain.matrix is None else chain.matrix.astype(np.float64)
             path = (*chain.path, leaf.key)
             return _Chain(s[:, None] * base, chain.mixed, chain.src_delay, chain.tgt_delay, chain.fixed_delay, path)
         # delay: in file units; delays before the first weight node belong to the source's channels
-        d = _numeric(node.delay)
+        d = cast(np.ndarray, _numeric(node.delay))
         d = np.broadcast_to(d.reshape(-1) if d.ndim else d, (cur,)).astype(np.float64)
         if self.unit != 1.0:
             d = d * self.unit
@@ -1155,10 +1164,10 @@ class _Importer:
 
     def emit(self, src: str, dst: str, chain: _Chain, n_src: int) -> None:
         source, target = self._pops[src], self._pops[dst]
-        n_tgt = target.leaf.size_in
+        n_tgt = cast(int, target.leaf.size_in)  # sized: see convert_populations
         matrix = np.eye(n_src) if chain.matrix is None else chain.matrix
         w_dtype = np.float32 if matrix.dtype == np.float32 else np.float64
-        scale = target.in_scale
+        scale = cast(np.ndarray, target.in_scale)  # a target is a neuron population, which has one
         if chain.matrix is not None and np.all(scale == 1.0):
             weight = matrix.astype(w_dtype, copy=False)
         else:
@@ -1178,6 +1187,7 @@ class _Importer:
             edge_mask = mask
             w = weight
             if ours is not None and len(groups) == 1:
+                assert linear is not None  # ours comes from it
                 blob = _json(ours[_EDGE])
                 ename = blob.get("name") if isinstance(blob, dict) else None
                 if _MASK in ours:
@@ -1322,7 +1332,7 @@ def _param(arr: np.ndarray, n: int, scalars: set[str] | None, field_name: str, u
     parameter whose values are all equal becomes a scalar.
     """
     dtype = np.float32 if arr.dtype == np.float32 else np.float64
-    flat = arr.astype(dtype, copy=False).reshape(-1)
+    flat: np.ndarray = arr.astype(dtype, copy=False).reshape(-1)
     if unit != 1.0:  # skipped for seconds, so values stay bit-exact
         flat = flat * unit
     if scalars is not None:

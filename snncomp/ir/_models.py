@@ -418,10 +418,10 @@ class Network(_IRModel):
                     )
                 seen_keys.setdefault(edge.name, j)
         for k, out in enumerate(self.outputs):
-            node = by_name.get(out)
-            if node is None:
+            out_node = by_name.get(out)
+            if out_node is None:
                 problems.append(f"outputs[{k}]: no node named '{out}'{_suggest(out, by_name)}")
-            elif node.kind == "input":
+            elif out_node.kind == "input":
                 problems.append(f"outputs[{k}]: '{out}' is an input node and cannot be an output")
         return problems
 

@@ -212,8 +212,8 @@ def format_pipeline(passes: Iterable[Pass]) -> str:
         for f in dataclasses.fields(p):
             value = getattr(p, f.name)
             default = f.default if f.default is not dataclasses.MISSING else None
-            if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                default = f.default_factory()  # type: ignore[misc]
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
             if value != default:
                 opts.append(f"{f.name}={str(value).lower() if isinstance(value, bool) else value}")
         items.append(p.name + (f"{{{','.join(opts)}}}" if opts else ""))

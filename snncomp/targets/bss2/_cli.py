@@ -28,7 +28,13 @@ def _cmd_bss2_map(args: argparse.Namespace) -> int:
     if args.first_fit:
         if not any(p.name == "place" for p in passes):
             raise PipelineError("--first-fit chooses the strategy of the 'place' pass, but the pipeline has none")
-        passes = [dataclasses.replace(p, strategy="first-fit") if p.name == "place" else p for p in passes]
+        # Only the 'place' pass (a Pass subclass) has a ``strategy`` field.
+        passes = [
+            dataclasses.replace(p, strategy="first-fit")  # type: ignore[call-arg]
+            if p.name == "place"
+            else p
+            for p in passes
+        ]
     result = PassManager(passes, print_after_all=bool(args.print_ir_after_all)).run(net)
     if "hardware_config" not in result.annotations:
         raise PipelineError(
@@ -83,7 +89,7 @@ def _cmd_bss2_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``bss2-map`` and ``bss2-calibrate`` with the ``snncomp`` command."""
     p = subparsers.add_parser(
         "bss2-map",

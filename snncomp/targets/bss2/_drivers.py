@@ -75,7 +75,7 @@ def allocate_drivers(
     for i in sorted(range(len(groups)), key=lambda k: (-need[k], k)):
         if rs[i] is not None:
             continue
-        placed = [(rs[k], need[k]) for k in range(len(groups)) if rs[k] is not None]
+        placed = [(r, need[k]) for k, r in enumerate(rs) if r is not None]
         used = [r for r, _ in placed]
         best = None
         for cand in range(full + 1):

@@ -198,7 +198,10 @@ def _pack_external(
     def drivers(cnt: np.ndarray) -> int:
         return -(-(int(cnt[:C].max()) + int(cnt[C:].max())) // rpd)
 
-    bus, cnt, members, slots = -1, np.zeros(0), [], []
+    bus = -1
+    cnt: np.ndarray = np.zeros(0)
+    members: list[int] = []
+    slots: list[np.ndarray] = []
     for k in range(len(srcs) + 1):
         if k < len(srcs):
             contrib = np.bincount(cell[bounds[k] : bounds[k + 1]], minlength=2 * C)

@@ -8,6 +8,7 @@ its hardware weight magnitude. ``split-sign`` decides the signs, ``quantize`` th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import networkx as nx
 import numpy as np
@@ -52,7 +53,7 @@ class Problem:
 
     chip: ChipSpec
     pops: list[str]
-    kinds: dict[str, str]
+    kinds: dict[str, Literal["input", "lif", "li", "if"]]
     sizes: dict[str, int]
     first: dict[str, int]
     pop_of: np.ndarray
@@ -111,7 +112,7 @@ class Problem:
             index_of.append(np.arange(node.size))
             external.append(np.full(node.size, node.kind == "input"))
         cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-        edges = []
+        edges: list[EdgeInfo] = []
         parts: list[tuple[np.ndarray, ...]] = []
         skipped = []
         for u, v, key, data in sorted(g.edges(keys=True, data=True), key=lambda e: e[3]["index"]):

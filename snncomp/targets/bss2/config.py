@@ -21,7 +21,7 @@ synapse rows store weights and labels as hex strings (two digits per column).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,7 +43,7 @@ __all__ = [
     "SynapseRow",
 ]
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Final = 1
 RowMode = Literal["disabled", "excitatory", "inhibitory"]
 ROW_MODE_CODE = {"disabled": 0, "excitatory": 1, "inhibitory": 2}
 

@@ -105,7 +105,7 @@ def mock_arrays(
 
     # Input channels: population offset + index; their external-label source ids, shifted past the padding.
     input_offsets: dict[str, int] = {}
-    rows: list[np.ndarray] = []
+    rows: list[list[np.ndarray]] = []
     for pop, pm in config.populations.items():
         if pm.kind != "input":
             continue
@@ -127,18 +127,20 @@ def mock_arrays(
 
     # Weight entries: one per physical synapse, indexing a flat vector of all projections' weights.
     weight_offsets: dict[str, tuple[int, tuple[int, int]]] = {}
-    parts = {k: [] for k in ("w", "sign", "syn", "copy", "copies", "alone", "scale")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("w", "sign", "syn", "copy", "copies", "alone", "scale")}
     length = 0
-    for key, p in layout.projections.items():
-        weight_offsets[key] = (length, p.shape)
-        parts["w"].append(length + p.pre * p.shape[1] + p.post)
-        parts["sign"].append(p.sign)
-        parts["syn"].append(p.synapse)
-        parts["copy"].append(p.copy)
-        parts["copies"].append(p.copies)
-        parts["alone"].append(np.where(p.sign == 0, ~p.has_inh[p.pre, p.post], ~p.has_exc[p.pre, p.post]))
-        parts["scale"].append(layout.scale * p.factor[p.post])
-        length += p.shape[0] * p.shape[1]
+    for key, proj in layout.projections.items():
+        weight_offsets[key] = (length, proj.shape)
+        parts["w"].append(length + proj.pre * proj.shape[1] + proj.post)
+        parts["sign"].append(proj.sign)
+        parts["syn"].append(proj.synapse)
+        parts["copy"].append(proj.copy)
+        parts["copies"].append(proj.copies)
+        parts["alone"].append(
+            np.where(proj.sign == 0, ~proj.has_inh[proj.pre, proj.post], ~proj.has_exc[proj.pre, proj.post])
+        )
+        parts["scale"].append(layout.scale * proj.factor[proj.post])
+        length += proj.shape[0] * proj.shape[1]
     cat = {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in parts.items()}
     n_entries = bucket(len(cat["w"]), 1024)
     arrays = MockArrays(

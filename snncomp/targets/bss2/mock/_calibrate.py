@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -255,7 +255,8 @@ def calibrate_gain(
         rising = not inh.any()
         fired = real.fired(np.tile(exc, repeats), np.tile(inh, repeats), trims)
         # A neuron that fires at every level (or at none) has its critical drive outside the scan.
-        always, never = fired.all(axis=0), ~fired.any(axis=0)
+        # fired is [levels, neurons], so both are boolean rows (numpy's stubs also allow a scalar).
+        always, never = cast(np.ndarray, fired.all(axis=0)), ~fired.any(axis=0)
         stuck = always | never
         if stuck.any():
             k = int(np.argmax(stuck))

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,7 +117,8 @@ def chip_fingerprint(mock: MockConfig, chip_seed: int, chip: ChipSpec) -> str:
 
     from ._neurons import circuit_deviations
 
-    dev = circuit_deviations(SimpleNamespace(chip=chip), mock, int(chip_seed))
+    # circuit_deviations reads only ``config.chip``.
+    dev = circuit_deviations(cast(HardwareConfig, SimpleNamespace(chip=chip)), mock, int(chip_seed))
     return hashlib.sha256(np.round(dev, 9).tobytes()).hexdigest()[:16]
 
 

@@ -25,7 +25,7 @@ import copy
 import dataclasses
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -663,7 +663,8 @@ class MockExecutable(Executable):
             flat_w = self._constant(
                 ("zeros", cur.readout.weight_length), None, None, lambda: jnp.zeros(cur.readout.weight_length, dtype)
             )
-        run = run_layered if engine == "layered" else run_batch
+        # run_layered takes the layered tables as its second argument, run_batch takes none.
+        run: Callable[..., BatchResult] = run_layered if engine == "layered" else run_batch
         tables = (cur.layered.tables,) if engine == "layered" else ()
         res = run(cur.arrays, *tables, synapses, flat_w, ev_t, ev_ch, t_arg, key, trial, noise, cur.options, traced)
         self._engine_used = engine
@@ -814,7 +815,8 @@ class MockExecutable(Executable):
         return {
             key: checked_in_jit(
                 b,
-                lambda b, ref=self._params["bias"][key]: jnp.stack([jnp.any(b != ref.astype(b.dtype))]),
+                # (mypy can't infer a lambda with a default argument)
+                lambda b, ref=self._params["bias"][key]: jnp.stack([jnp.any(b != ref.astype(b.dtype))]),  # type: ignore[misc]
                 [
                     f"params['bias']['{key}'] differs from the compiled bias: on bss2-mock a bias is the neurons' "
                     "leak potential, set at compile time; compile the network with the new bias instead (checked "

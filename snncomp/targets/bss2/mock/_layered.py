@@ -55,6 +55,7 @@ maxima at an inhibitory delivery). A large batch runs in chunks of samples (``_C
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,7 @@ from ._routing import EventTables
 try:  # the threefry hash itself, to draw single columns of a noise table (see _normal_column)
     from jax.extend.random import threefry2x32_p
 except ImportError:  # pragma: no cover - older/newer JAX: draw whole tables
-    threefry2x32_p = None
+    threefry2x32_p = None  # type: ignore[assignment]
 
 __all__ = ["LayeredPlan", "LayeredTables", "layered_plan", "run_layered"]
 
@@ -266,14 +267,14 @@ def layered_plan(
     levels = []
     sizes = []
     for d in range(1, n_depths + 1):
-        ids = np.nonzero(depth == d)[0]
-        sizes.append(len(ids))
-        nl = bucket(len(ids), 8)
+        level_ids = np.nonzero(depth == d)[0]
+        sizes.append(len(level_ids))
+        nl = bucket(len(level_ids), 8)
         idx = np.zeros(nl, np.int64)
-        idx[: len(ids)] = ids
+        idx[: len(level_ids)] = level_ids
         real = np.zeros(nl, bool)
-        real[: len(ids)] = True
-        into = np.isin(c_tgt, ids)
+        real[: len(level_ids)] = True
+        into = np.isin(c_tgt, level_ids)
         feeding = tuple(sorted(set(lane_stage[tables.contact_lane[into]].tolist()))) if into.any() else ()
         levels.append(LevelTables(neurons=jnp.asarray(idx.astype(np.int32)), real=jnp.asarray(real), stages=feeding))
 
@@ -474,8 +475,9 @@ def _first_draws(keys: Array, n: int, noise: Array, opts: EngineOptions, dtype: 
         zeros = jnp.zeros((keys.shape[0], n), dtype)
         return zeros, zeros
     typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
-    impl = str(jax.random.key_impl(keys)) if typed else str(jax.config.jax_default_prng_impl)
-    if not (threefry2x32_p is not None and jax.config.jax_threefry_partitionable and "threefry" in impl):
+    # jax.config's flags are attributes it adds at run time.
+    impl = str(jax.random.key_impl(keys)) if typed else str(jax.config.jax_default_prng_impl)  # type: ignore[attr-defined]
+    if not (threefry2x32_p is not None and jax.config.jax_threefry_partitionable and "threefry" in impl):  # type: ignore[attr-defined]
         jit_tab, thr_tab = jax.vmap(lambda k: noise_tables(k, n, noise, opts, dtype))(keys)
         return jit_tab[:, :, 0], thr_tab[:, :, 0]
     raw = jax.random.key_data(keys) if typed else keys
@@ -541,6 +543,7 @@ def _run_layered_impl(
     n_events = ev_time.shape[1] * lt.in_sources.shape[1]
     while chunk > 8 and chunk * _bytes_per_sample(lt, n_events, n_pad) > _CHUNK_BYTES:
         chunk //= 2
+    run: Callable[[tuple[Array, Array, Array, Array]], tuple[Array, ...]]
     run = lambda x: _simulate(arrays, lt, lane_w, *x, t_max, noise, opts)  # noqa: E731
     args = (ev_time, ev_channel, jit0, thr0)
     if chunk == B:
@@ -784,7 +787,12 @@ def _simulate(
             # exact trajectory does not make) move on to their next candidate, 64 at a time.
             crosses, c_s, g_ex, kk = check(k0f, everyone)
             open0 = k0f <= M
-            state = (kk, open0 & ~crosses, jnp.ones((n,), bool), jnp.where(open0 & crosses, kk, none))
+            state: tuple[Array, ...] = (
+                kk,
+                open0 & ~crosses,
+                jnp.ones((n,), bool),
+                jnp.where(open0 & crosses, kk, none),
+            )
             state = (*state, c_s, jnp.where(open0, g_ex, jnp.inf))
             R = 64
         else:  # a small layer: one loop for the first and the later candidates (less to compile)

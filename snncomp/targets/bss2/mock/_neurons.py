@@ -115,7 +115,7 @@ def neuron_arrays(
             )
         )
     arr = np.array(rows, np.float64).reshape(-1, 10)
-    tau_m, tau_e, tau_i, g_e, g_i, v_th, v_leak, v_reset, period, counter = arr.T
+    tau_m, tau_e, tau_i, g_e, g_i, v_th, v_leak, v_reset, periods, counter = arr.T
     gain = config.v_scale / config.weight_scale  # LSB of synaptic input per unit of 6-bit weight
     return {
         "a": tick / tau_m,
@@ -125,8 +125,8 @@ def neuron_arrays(
         "reset": v_reset - v_leak,
         "gain_exc": gain * g_e,
         "gain_inh": gain * g_i,
-        "refractory": counter * period,
-        "clock_period": period,
+        "refractory": counter * periods,
+        "clock_period": periods,
         "counter": counter,
         "budget": np.asarray(budgets, np.int64),
     }

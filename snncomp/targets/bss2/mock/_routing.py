@@ -148,9 +148,9 @@ def event_tables(config: HardwareConfig) -> EventTables:
         if len(lanes) == 0:
             continue
         h, b = divmod(o, B)
-        lab = labels_of[lane_src_a[lanes]]
-        rs = (lab >> lbits) & rs_full
-        sl = lab & ((1 << lbits) - 1)
+        labs = labels_of[lane_src_a[lanes]]
+        rs = (labs >> lbits) & rs_full
+        sl = labs & ((1 << lbits) - 1)
         j = np.arange(J)
         drivers = j * B + b
         m = masks[h, drivers]

@@ -355,6 +355,7 @@ class Place(Pass):
                         break
             if not improved or best[0] == 0:
                 break
+        assert best is not None  # set by the first iteration
         return best[1], best[2]
 
     @staticmethod
@@ -549,6 +550,7 @@ class Place(Pass):
                 score = (int(after.max()), int(delta.sum()), e)
                 if best is None or score < best[0]:
                     best = (score, e, col)
+            assert best is not None  # cands is never empty
             _, e, col = best
             placement.hemisphere[s], placement.column[s] = h_s, col
             occupied[h_s, col : col + w] = True

@@ -6,6 +6,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from types import FrameType
 from typing import Literal
 
 import networkx as nx
@@ -232,7 +233,8 @@ _PKG_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 
 def _user_level() -> int:
     """The ``stacklevel`` of the first caller outside snncomp, so the warning points at the user's line."""
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR + os.sep):
         level += 1
         frame = frame.f_back

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import networkx as nx
 import numpy as np
@@ -24,6 +25,7 @@ from ..config import (
     PopulationMap,
     ProjectionMap,
     Readout,
+    RowMode,
     SynapseRow,
 )
 from ..errors import ConfigError, ResourceError, Violation
@@ -103,7 +105,7 @@ class Route(Pass):
         raw = g.graph["metadata"].get(READOUT_KEY) or {}
         bad: list[Violation] = []
         madc: list[tuple[str, int]] = []
-        memory = "sram"
+        memory: Literal["sram", "dram"] = "sram"
         if not isinstance(raw, dict) or set(raw) - {"madc", "cadc_memory"}:
             bad.append(
                 Violation(f"metadata['{READOUT_KEY}']", detail="expected {'madc': [[pop, i]], 'cadc_memory': ...}")
@@ -179,8 +181,8 @@ class Route(Pass):
         driver_of_group: list[list[tuple[int, int]]] = [[] for _ in plan.groups]
         rs_of_group = [0] * len(plan.groups)
         for idx, (rs_list, drv) in plan.allocation.values():
-            for k, r, d in zip(idx, rs_list, drv):
-                rs_of_group[k], driver_of_group[k] = r, d
+            for k, r, group_drivers in zip(idx, rs_list, drv):
+                rs_of_group[k], driver_of_group[k] = r, group_drivers
 
         # Rows of each group, excitatory first.
         row_modes = np.zeros((H, R), np.int8)
@@ -221,15 +223,15 @@ class Route(Pass):
         for k, gr in enumerate(plan.groups):
             used = set(range(len(gr.sources))) if gr.external else block_labels[gr.block]
             spare = next((x for x in range(chip.labels) if x not in used), 0)
-            rows = flat_arr[offset[2 * k] : offset[2 * k] + gr.n_rows()]
-            labels[gr.hemisphere, rows, :] = spare
+            group_rows = flat_arr[offset[2 * k] : offset[2 * k] + gr.n_rows()]
+            labels[gr.hemisphere, group_rows, :] = spare
         weights[slot_h, slot_row, plan.slot_column] = problem.s_weight
         labels[slot_h, slot_row, plan.slot_column] = slot_label
 
         pmap: ParameterMap = g.graph["ann"]["hw_params"]
         quant: Quantization = g.graph["ann"]["quantization"]
         drivers = []
-        names = {0: "disabled", 1: "excitatory", 2: "inhibitory"}
+        names: dict[int, RowMode] = {0: "disabled", 1: "excitatory", 2: "inhibitory"}
         for h in range(H):
             for d in range(chip.drivers_per_hemisphere):
                 m0, m1 = row_modes[h, d * rpd], row_modes[h, d * rpd + 1]

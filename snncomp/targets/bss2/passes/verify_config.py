@@ -49,10 +49,10 @@ def compare_with_intent(
     keys = [e.key for e in problem.edges if e.key not in problem.skipped]
     missing = sorted(set(keys) - set(config.projections))
     extra = sorted(set(config.projections) - {e.key for e in problem.edges})
-    for k in missing:
-        out.append(Violation(f"projection '{k}'", detail="missing from the configuration's projection map"))
-    for k in extra:
-        out.append(Violation(f"projection '{k}'", detail="in the configuration but not in the network"))
+    for name in missing:
+        out.append(Violation(f"projection '{name}'", detail="missing from the configuration's projection map"))
+    for name in extra:
+        out.append(Violation(f"projection '{name}'", detail="in the configuration but not in the network"))
 
     # Claimed synapses: the chip must connect each exactly as claimed.
     claimed_cells = []
@@ -104,10 +104,14 @@ def compare_with_intent(
     cells = np.concatenate(claimed_cells) if claimed_cells else np.zeros(0, np.int64)
     uniq, counts = np.unique(cells, return_counts=True)
     for cell in uniq[counts > 1][:_LIMIT]:
-        h, rest = divmod(int(cell), chip.rows_per_hemisphere * chip.columns)
-        r, c = divmod(rest, chip.columns)
+        cell_h, rest = divmod(int(cell), chip.rows_per_hemisphere * chip.columns)
+        cell_r, cell_c = divmod(rest, chip.columns)
         out.append(
-            Violation(f"synapse h{h}:row{r}:col{c}", detail="claimed by more than one intended synapse", check=12)
+            Violation(
+                f"synapse h{cell_h}:row{cell_r}:col{cell_c}",
+                detail="claimed by more than one intended synapse",
+                check=12,
+            )
         )
 
     # Claimed multiset == intended multiset, per (projection, pre, post, sign) including split copies.
@@ -164,10 +168,10 @@ def compare_with_intent(
     if real != want:
         diff = sorted(k for k in set(real) | set(want) if real.get(k, 0) != want.get(k, 0))
         for key in diff[:_LIMIT]:
-            s, t = divmod(key, N)
+            src, tgt = divmod(key, N)
             out.append(
                 Violation(
-                    f"connection {problem.name(s)} -> {problem.name(t)}",
+                    f"connection {problem.name(src)} -> {problem.name(tgt)}",
                     detail=f"realised weight {real.get(key, 0)} != quantized weight {want.get(key, 0)}",
                 )
             )
