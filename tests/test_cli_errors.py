@@ -253,7 +253,7 @@ def test_safety_net(
     def fail(args: Any) -> int:
         raise exc
 
-    monkeypatch.setattr("snncomp.cli._cmd_validate", fail)
+    monkeypatch.setattr("snncomp.cli._ir._cmd_validate", fail)
     rc, _out, err = cli(capsys, "validate", tmp_path / "any.json")
     assert rc == code and err.startswith(expected) and "Traceback" not in err, err
     lines = err.rstrip("\n").split("\n")
@@ -309,12 +309,12 @@ def test_bad_option_values_are_usage_errors(
         raise AssertionError("the command ran")
 
     for target in (
-        "snncomp.cli._cmd_inspect",
-        "snncomp.cli._cmd_compile",
-        "snncomp._run_cli._cmd_run",
+        "snncomp.cli._ir._cmd_inspect",
+        "snncomp.cli._ir._cmd_compile",
+        "snncomp.cli._run._cmd_run",
         "snncomp.targets.bss2._cli._cmd_bss2_calibrate",
-        "snncomp._train_cli._cmd_train",
-        "snncomp._train_cli._cmd_demo",
+        "snncomp.cli._train._cmd_train",
+        "snncomp.cli._train._cmd_demo",
     ):
         monkeypatch.setattr(target, never)
     with pytest.raises(SystemExit) as info:

@@ -94,7 +94,7 @@ def _check_entry(entry: Any) -> tuple[list[Any], list[Any]]:
 
 def _load_inputs(path: str) -> dict[str, Any]:
     """Read and check the inputs file; an :class:`InputError` names the file and the field."""
-    from .runtime import InputError, Spikes
+    from ..runtime import InputError, Spikes
 
     try:
         data = json.loads(Path(path).read_bytes())
@@ -124,8 +124,8 @@ def _load_inputs(path: str) -> dict[str, Any]:
 def _cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import ir
-    from .runtime import compile as compile_network
+    from .. import ir
+    from ..runtime import compile as compile_network
 
     net = ir.load(args.network)
     inputs = _load_inputs(args.inputs)  # before compiling: a bad file fails at once
@@ -165,7 +165,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``snncomp run`` to the CLI's sub-parsers."""
-    from ._cli_types import positive_int
+    from ._types import positive_int
 
     p = sub.add_parser("run", help="simulate a network (jax target) on input spikes from a JSON file")
     p.add_argument("network", help="network IR JSON file")

@@ -7,14 +7,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .errors import SnnCompError
-from .ir import Network, format_value
-from .ir._printer import format_array
+from ..errors import SnnCompError
+from ..ir import Network, format_value
+from ..ir._printer import format_array
 
 
 def analyze(net: Network, spikes_per_neuron: int | None = None) -> tuple[Any, str]:
     """Run the analysis passes (no rewriting); returns the result and a note if scheduling failed."""
-    from . import passes
+    from .. import passes
 
     base = "verify,infer-shapes,analyze-structure"
     sched = "schedule" if spikes_per_neuron is None else f"schedule{{spikes_per_neuron={spikes_per_neuron}}}"

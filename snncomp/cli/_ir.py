@@ -1,35 +1,20 @@
-"""The ``snncomp`` command line.
-
-Each sub-command is a function ``_cmd_<name>(args) -> int``. Exit codes and errors:
-
-* 0: success.
-* 2: a user error: bad arguments (argparse's usage errors), a missing or unreadable file,
-  malformed JSON or NIR, a network or input that does not fit, an unknown target. It prints
-  one line on stderr, ``snncomp CMD: error: ...`` (an error listing several problems adds one
-  indented line per problem). Errors from snncomp (:class:`~snncomp.errors.SnnCompError`) print
-  their message; a ``ValueError``, ``TypeError``, ``KeyError``, ``IndexError`` or ``OSError``
-  that a command let through prints its type and message and suggests ``--debug``.
-* 1: an internal error: any other exception, a bug in snncomp. It prints one line,
-  ``snncomp CMD: internal error: ...``, asking for a report with the ``--debug`` traceback.
-* 130: interrupted (Ctrl-C).
-
-``--debug`` shows the full traceback of any error instead.
-"""
+"""``snncomp validate``, ``inspect``, ``compile``, ``passes`` and ``schema``: the network IR and the pass pipeline."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._cli_types import positive_int
-from .errors import PipelineError, SnnCompError
+from ..errors import PipelineError
+from ._types import positive_int
+
+__all__ = ["add_commands"]
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from . import ir
+    from .. import ir
 
     net = ir.load(args.network)
     print(f"{args.network}: valid (network '{net.name}', {len(net.nodes)} populations, {len(net.edges)} projections)")
@@ -37,7 +22,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from . import ir
+    from .. import ir
     from ._inspect import inspect_network
 
     net = ir.load(args.network)
@@ -49,7 +34,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from . import ir, passes
+    from .. import ir, passes
 
     net = ir.load(args.network)
     if args.passes:
@@ -100,8 +85,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 def _plugin(target: str) -> Any:
     """The target's plug-in, or ``None`` for a pipeline registered by name only."""
-    from .errors import TargetError
-    from .targets import get
+    from ..errors import TargetError
+    from ..targets import get
 
     try:
         return get(target)
@@ -109,17 +94,8 @@ def _plugin(target: str) -> Any:
         return None
 
 
-def _cmd_targets(args: argparse.Namespace) -> int:
-    from .targets import every
-
-    for target in every():
-        state = "available" if target.compile is not None else "not available here"
-        print(f"{target.name:<12} {state:<20} {target.summary}")
-    return 0
-
-
 def _cmd_passes(args: argparse.Namespace) -> int:
-    from . import passes
+    from .. import passes
 
     for name, cls in passes.registry().items():
         opts = ", ".join(f"{n}: {t} = {d!r}" for n, t, d in passes.pass_options(cls))
@@ -135,7 +111,7 @@ def _cmd_passes(args: argparse.Namespace) -> int:
 def _cmd_schema(args: argparse.Namespace) -> int:
     import json
 
-    from . import ir
+    from .. import ir
 
     text = json.dumps(ir.json_schema(), indent=2, sort_keys=True) + "\n"
     if args.output:
@@ -145,27 +121,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-# Feature modules that add sub-commands through ``add_commands(subparsers)``; targets add theirs
-# through their plug-ins (snncomp.targets.Target.cli).
-_COMMAND_MODULES = (
-    "snncomp._run_cli",
-    "snncomp.interop._nir_cli",
-    "snncomp._train_cli",
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``snncomp`` command."""
-    from . import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="snncomp",
-        description="snncomp: compile spiking neural networks to an event-driven JAX simulator or BrainScaleS-2.",
-    )
-    parser.add_argument("--version", action="version", version=f"snncomp {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def add_commands(sub: Any) -> None:
+    """Add ``validate``, ``inspect``, ``compile``, ``passes`` and ``schema`` to the CLI's sub-parsers."""
     p = sub.add_parser("validate", help="check a network JSON file and report every problem")
     p.add_argument("network", help="network IR JSON file")
     p.set_defaults(func=_cmd_validate)
@@ -175,9 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="store_true", help="print the IR text form instead of tables")
     p.add_argument("--spikes-per-neuron", type=positive_int, default=None, help="spike bound for unbounded populations")
     p.set_defaults(func=_cmd_inspect)
-
-    p = sub.add_parser("targets", help="list the targets (built in and installed plug-ins)")
-    p.set_defaults(func=_cmd_targets)
 
     p = sub.add_parser("compile", help="run a target's pass pipeline and show the lowered network")
     p.add_argument("network", help="network IR JSON file")
@@ -204,72 +158,3 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the IR's JSON schema")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.set_defaults(func=_cmd_schema)
-
-    import importlib
-
-    from .targets import every
-
-    # A module listed but missing is a packaging bug: let the import error show.
-    target_modules = tuple(m for target in every() for m in target.cli)
-    for module in dict.fromkeys((*_COMMAND_MODULES, *target_modules)):  # targets may share a module
-        importlib.import_module(module).add_commands(sub)
-    return parser
-
-
-# Exceptions that a command lets through for bad input (files, JSON, values): a user error, exit 2.
-# Anything else is a bug in snncomp: exit 1.
-_USER_ERRORS: tuple[type[BaseException], ...] = (SnnCompError, ValueError, TypeError, KeyError, IndexError, OSError)
-EXIT_USER_ERROR = 2
-EXIT_INTERNAL_ERROR = 1
-
-
-def _error_message(exc: BaseException) -> str:
-    """``exc``'s message as one line, then its further lines (if any) indented below it."""
-    text = str(exc).strip() or type(exc).__name__
-    first, *rest = text.splitlines()
-    return "\n".join([first, *(line if line.startswith(" ") else f"  {line}" for line in rest if line.strip())])
-
-
-def _report_error(command: str, exc: BaseException) -> int:
-    """Print ``exc`` as ``snncomp COMMAND: error: ...`` and return the exit code."""
-    prefix = f"snncomp {command}"
-    if isinstance(exc, SnnCompError):
-        print(f"{prefix}: error: {_error_message(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    if isinstance(exc, OSError) and exc.strerror:  # a file that cannot be read or written
-        where = f"{exc.filename}: " if exc.filename is not None else ""
-        print(f"{prefix}: error: {where}{exc.strerror}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    first, _, rest = _error_message(exc).partition("\n")
-    if isinstance(exc, _USER_ERRORS):
-        line = f"{prefix}: error: {type(exc).__name__}: {first} (run with --debug for the traceback)"
-        code = EXIT_USER_ERROR
-    else:
-        line = (
-            f"{prefix}: internal error: {type(exc).__name__}: {first} (a bug in snncomp: please report it "
-            f"with the traceback that 'snncomp --debug {command} ...' prints)"
-        )
-        code = EXIT_INTERNAL_ERROR
-    print(line + (f"\n{rest}" if rest else ""), file=sys.stderr)
-    return code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``snncomp`` console script: 0 on success, 2 on a user error, 1 on a bug."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        return 130
-    except Exception as exc:
-        if args.debug:
-            raise
-        return _report_error(args.command, exc)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

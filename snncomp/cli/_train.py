@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ._cli_types import non_negative_int, positive_int, positive_number
+from ._types import non_negative_int, positive_int, positive_number
 
 __all__ = ["add_commands"]
 
@@ -18,7 +18,7 @@ _learning_rate = positive_number("a learning rate (a finite number > 0)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .yinyang import YinYangConfig, train
+    from ..yinyang import YinYangConfig, train
 
     on_chip = args.target == "bss2-mock"
     epochs = args.epochs if args.epochs is not None else (10 if on_chip else 100)
@@ -53,7 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .yinyang import YinYangConfig, build_network, compile_for, evaluate_on, health_on, prepare_data, train
+    from ..yinyang import YinYangConfig, build_network, compile_for, evaluate_on, health_on, prepare_data, train
 
     t0 = time.perf_counter()
     if args.quick:
