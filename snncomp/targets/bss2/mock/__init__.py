@@ -7,7 +7,11 @@ fixed-pattern noise), ``_dynamics`` (closed-form neuron evolution and the crossi
 ``_engine`` (the general run loop, bus rate limit, readout), ``_layered`` (the layer-parallel engine for
 feed-forward single-spike configurations, the same physics in closed form per layer), ``_weights``
 (re-quantization of new weights into the existing routing), ``_executable`` (``MockExecutable``,
-``compile_mock``), ``_calibrate`` (the spike-based per-neuron gain calibration, ``calibrate_gain``).
+``compile_mock``: a thin class over ``_options`` (``MockOptions``), ``_placements`` (the placement
+cache), ``_hil`` (the hardware-in-the-loop gradient through the jax target's lowering), ``_checks``
+(delay and bias checks), ``_io`` (inputs and readout as arrays), ``_noise`` (trial noise and keys),
+``_health`` (``MockHealth``) and ``_report`` (``MockReport``)), ``_calibrate`` (the spike-based
+per-neuron gain calibration, ``calibrate_gain``).
 """
 
 from ._calibrate import GainCalibration, cached_calibration, calibrate_gain, circuits_of
