@@ -41,7 +41,11 @@ def run_steps(net: snncomp.ir.Network, data: dict[str, np.ndarray]) -> tuple[dic
     """Each spiking population's spikes as a [steps, n] count raster (step k at time (k + 1) dt), and
     whether a population overflowed its buffer of one spike per neuron and step (more than any
     discrete-time library can emit: that alone is a disagreement)."""
-    jax.config.update("jax_enable_x64", True)
+    with jax.enable_x64(True):  # only here: a global switch would leak into other modules of this worker
+        return _run_steps(net, data)
+
+
+def _run_steps(net: snncomp.ir.Network, data: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
     inp, dt = data["input"], float(data["dt"])
     steps = inp.shape[0]
     k, ch = np.nonzero(inp)
