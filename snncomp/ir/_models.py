@@ -52,8 +52,8 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=200)]
 Size = Annotated[StrictInt, Field(ge=1, description="number of neurons (or input channels)")]
 
 
-class _IRModel(BaseModel):
-    """Frozen, closed Pydantic model with array-aware equality."""
+class FrozenModel(BaseModel):
+    """Frozen, closed Pydantic model with array-aware equality (IR nodes, target annotations)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -64,6 +64,9 @@ class _IRModel(BaseModel):
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.model_dump_json()))
+
+
+_IRModel = FrozenModel
 
 
 def _check_param(errors: list[str], node: Any, field: str, *, gt: float | None = None, ge: float | None = None) -> None:

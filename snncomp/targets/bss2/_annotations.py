@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, PlainSerializer
 
-from ...ir._arrays import values_equal
+from ...ir import FrozenModel
 from ...ir._printer import format_array
 
 __all__ = [
@@ -30,17 +30,7 @@ __all__ = [
 Array = Annotated[np.ndarray, PlainSerializer(lambda a: a.tolist(), return_type=list, when_used="json")]
 
 
-class _Ann(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
-    def __eq__(self, other: object) -> bool:
-        if type(self) is not type(other):
-            return NotImplemented
-        return all(values_equal(getattr(self, f), getattr(other, f)) for f in type(self).model_fields)
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self.model_dump_json()))
-
+class _Ann(FrozenModel):
     def text(self) -> str:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
