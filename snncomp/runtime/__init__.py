@@ -65,6 +65,7 @@ from ._compile import compile, register_target, targets  # noqa: A004 - the cont
 from ._executable import Executable
 from ._recording import Recording, Report, Trace
 from ._recording import overflowed as overflowed
+from ._recording import raise_if_overflowed as raise_if_overflowed
 from ._spikes import Populations, Spikes
 from ._spikes import _default_float as _default_float
 from ._spikes import _is_tracer as _is_tracer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import equinox as eqx
@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from ..errors import BufferOverflowError
 from ._spikes import Spikes, _is_tracer
 
 
@@ -77,20 +78,48 @@ class Report:
         lines = [
             f"executable '{self.network}' -> target {self.target} ({self.dtype}), t_max = {t_max}",
             f"pipeline: {self.pipeline}   (compiled in {self.compile_seconds * 1e3:.1f} ms)",
-            f"schedule: {self.schedule}",
-            "stages:",
+            *self.body_lines(),
+            "resources: " + ", ".join(f"{k}={v}" for k, v in self.resources.items()),
+            *self.status_lines(),
+            *self.removed_lines(),
         ]
+        if self.remarks:
+            lines.append("remarks:")
+            lines.extend(f"  - {r}" for r in self.remarks)
+        return "\n".join(lines)
+
+    def body_lines(self) -> list[str]:
+        """What a target reports between the pipeline and the resources: here the schedule and buffers."""
+        lines = [f"schedule: {self.schedule}", "stages:"]
         for index, strategy, pops in self.stages:
             lines.append(f"  {index} {strategy}")
             lines.extend(f"      {p}" for p in pops)
         bufs = ", ".join(f"{k}={v}" for k, v in sorted(self.buffers.items())) or "none"
         lines.append(f"buffers (spikes per sample): {bufs}")
-        lines.append("resources: " + ", ".join(f"{k}={v}" for k, v in self.resources.items()))
-        lines.extend(self.removed_lines())
-        if self.remarks:
-            lines.append("remarks:")
-            lines.extend(f"  - {r}" for r in self.remarks)
-        return "\n".join(lines)
+        return lines
+
+    def status_lines(self) -> list[str]:
+        """State after the resources (e.g. the last run's health); none by default."""
+        return []
+
+
+def raise_if_overflowed(rec: Recording, buffer_text: Callable[[str], str], fix: Callable[[str], str]) -> None:
+    """Raise :class:`BufferOverflowError` for the first population whose buffer overflowed in ``rec``.
+
+    ``buffer_text(name)`` describes the buffer (``"buffer of 40 (10 neurons x 4 spikes)"``), ``fix(name)``
+    how to enlarge it; traced flags (inside ``jit``) are left to the caller's flag.
+    """
+    for name, flag in rec.overflow.items():
+        if _is_tracer(flag):
+            return
+        f = np.asarray(flag)
+        if f.any():
+            samples = np.argwhere(f.reshape(-1)).reshape(-1)
+            shown = ", ".join(map(str, samples[:5])) + (", ..." if samples.size > 5 else "")
+            raise BufferOverflowError(
+                f"population '{name}' emitted more spikes than its {buffer_text(name)} in {samples.size} of "
+                f"{f.size} sample(s) (flat sample index {shown}); {fix(name)}"
+            )
 
 
 def overflowed(rec: Recording, populations: Iterable[str]) -> list[str]:

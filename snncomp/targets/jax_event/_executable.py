@@ -35,6 +35,7 @@ from ...runtime import (
     checked_in_jit,
     overflowed,
     population_problem,
+    raise_if_overflowed,
     raise_input_error,
     warn_if_inputs_beyond_window,
 )
@@ -282,21 +283,19 @@ class JaxExecutable(Executable):
 
     def _raise_overflow(self, rec: Recording) -> None:
         plans = self._plans
-        for name, flag in rec.overflow.items():
-            if _is_tracer(flag):
-                return
-            f = np.asarray(flag)
-            if f.any():
-                plan = plans[name]
-                samples = np.argwhere(f.reshape(-1)).reshape(-1)
-                shown = ", ".join(map(str, samples[:5])) + (", ..." if samples.size > 5 else "")
-                per = plan.buffer // plan.size
-                raise BufferOverflowError(
-                    f"population '{name}' emitted more spikes than its buffer of {plan.buffer} "
-                    f"({plan.size} neurons x {per} spikes) in {samples.size} of {f.size} sample(s) "
-                    f"(flat sample index {shown}); enlarge it with snncomp.compile(..., spikes_per_neuron=N) "
-                    f"with N > {per}, or bound the population with max_spikes"
-                )
+
+        def buffer_text(name: str) -> str:
+            plan = plans[name]
+            return f"buffer of {plan.buffer} ({plan.size} neurons x {plan.buffer // plan.size} spikes)"
+
+        def fix(name: str) -> str:
+            per = plans[name].buffer // plans[name].size
+            return (
+                f"enlarge it with snncomp.compile(..., spikes_per_neuron=N) with N > {per}, "
+                "or bound the population with max_spikes"
+            )
+
+        raise_if_overflowed(rec, buffer_text, fix)
 
     # -- reporting ------------------------------------------------------------
     def report(self) -> Report:

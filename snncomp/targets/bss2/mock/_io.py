@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ....runtime import BufferOverflowError, Recording, _is_tracer
+from ....runtime import Recording, raise_if_overflowed
 from ._arrays import bucket
 from ._engine import BatchResult
 from ._placements import Placement
@@ -112,17 +112,16 @@ def readout_spikes(
 def raise_overflow(placement: Placement, rec: Recording) -> None:
     """Raise :class:`~snncomp.runtime.BufferOverflowError` if a readout buffer of ``rec`` overflowed."""
     caps = {name: cap for name, _o, cap in placement.readout.populations}
-    for name, flag in rec.overflow.items():
-        if _is_tracer(flag):
-            return
-        f = np.asarray(flag)
-        if f.any():
-            samples = np.argwhere(f.reshape(-1)).reshape(-1)
-            shown = ", ".join(map(str, samples[:5])) + (", ..." if samples.size > 5 else "")
-            size = placement.config.populations[name].size
-            raise BufferOverflowError(
-                f"population '{name}' emitted more spikes than its readout buffer of {caps[name]} "
-                f"({size} neurons x {caps[name] // max(1, size)} spikes) in {samples.size} of {f.size} "
-                f"sample(s) (flat sample index {shown}); enlarge it with "
-                "compile(..., target='bss2-mock', spikes_per_neuron=N), or bound the population with max_spikes"
-            )
+
+    def buffer_text(name: str) -> str:
+        size = placement.config.populations[name].size
+        return f"readout buffer of {caps[name]} ({size} neurons x {caps[name] // max(1, size)} spikes)"
+
+    raise_if_overflowed(
+        rec,
+        buffer_text,
+        lambda _name: (
+            "enlarge it with compile(..., target='bss2-mock', spikes_per_neuron=N), or bound the population "
+            "with max_spikes"
+        ),
+    )

@@ -27,24 +27,17 @@ class MockReport(Report):
     placements: list[str] = field(default_factory=list)
     health: str = "no run yet"
 
-    def __str__(self) -> str:
-        t_max = "per call" if self.t_max is None else f"{self.t_max!r} s"
-        lines = [
-            f"executable '{self.network}' -> target {self.target} ({self.dtype}), t_max = {t_max}",
-            f"pipeline: {self.pipeline}   (compiled in {self.compile_seconds * 1e3:.1f} ms)",
+    def body_lines(self) -> list[str]:
+        bufs = ", ".join(f"{k}={v}" for k, v in sorted(self.buffers.items())) or "none"
+        return [
             f"emulator: {self.schedule}; {self.mock}",
             "placement: " + "; ".join(self.placements),
             self.resource_table,
+            f"readout buffers (spikes per sample): {bufs}",
         ]
-        bufs = ", ".join(f"{k}={v}" for k, v in sorted(self.buffers.items())) or "none"
-        lines.append(f"readout buffers (spikes per sample): {bufs}")
-        lines.append("resources: " + ", ".join(f"{k}={v}" for k, v in self.resources.items()))
-        lines.append(f"health of the last run: {self.health}")
-        lines.extend(self.removed_lines())
-        if self.remarks:
-            lines.append("remarks:")
-            lines.extend(f"  - {r}" for r in self.remarks)
-        return "\n".join(lines)
+
+    def status_lines(self) -> list[str]:
+        return [f"health of the last run: {self.health}"]
 
 
 def _remarks(cur: Placement, options: MockOptions) -> list[str]:
