@@ -5,7 +5,9 @@ simulator, so agreement between the two is evidence about both. Modules: ``_conf
 and its presets), ``_routing`` (event delivery as configured), ``_neurons`` (analog parameters and
 fixed-pattern noise), ``_dynamics`` (closed-form neuron evolution and the crossing search),
 ``_engine`` (the general run loop, bus rate limit, readout), ``_layered`` (the layer-parallel engine for
-feed-forward single-spike configurations, the same physics in closed form per layer), ``_weights``
+feed-forward single-spike configurations, the same physics in closed form per layer; its plan in
+``_layered_plan``, its per-layer kernels in ``_layered_kernels``, its crossing search in
+``_layered_crossing``), ``_weights``
 (re-quantization of new weights into the existing routing), ``_executable`` (``MockExecutable``,
 ``compile_mock``: a thin class over ``_options`` (``MockOptions``), ``_placements`` (the placement
 cache), ``_hil`` (the hardware-in-the-loop gradient through the jax target's lowering), ``_checks``
