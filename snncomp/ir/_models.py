@@ -5,6 +5,9 @@ usual choice is ``v_leak = 0`` and ``v_threshold = 1``; currents in the same
 units as voltages (the synaptic current ``I`` enters ``dv/dt`` divided by
 ``tau_mem``, so a weight is the voltage step it would cause if ``tau_syn``
 were infinitely long). Parameter names follow NIR (CubaLIF/CubaLI).
+
+One topic, kept whole (~480 lines): every IR model with its validation, so that the schema a user reads
+(``snncomp schema``) has one source.
 """
 
 from __future__ import annotations

@@ -61,9 +61,11 @@ from ._checks import collect_checks as collect_checks
 from ._checks import raise_input_error as raise_input_error
 from ._checks import warn_if_inputs_beyond_window as warn_if_inputs_beyond_window
 from ._compile import TargetFactory as TargetFactory
+from ._compile import as_network as as_network
 from ._compile import compile, register_target, targets  # noqa: A004 - the contract's name
 from ._executable import Executable
 from ._recording import Recording, Report, Trace
+from ._recording import network_resources as network_resources
 from ._recording import overflowed as overflowed
 from ._recording import raise_if_overflowed as raise_if_overflowed
 from ._spikes import Populations, Spikes

@@ -48,6 +48,17 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
     ``strategy``, ``speedup``, ...); see :func:`snncomp.targets.bss2.mock.compile_mock`.
     ``target="bss2"`` (the real chip) is not available here and says so.
     """
+    network = as_network(network)
+    from ..targets import get
+
+    plugin = get(target)
+    if plugin.compile is None:
+        raise TargetError(plugin.unavailable or f"target {target!r} cannot compile here")
+    return plugin.compile(network, **options)
+
+
+def as_network(network: Any) -> Network:
+    """The IR network of ``network``: an :class:`~snncomp.ir.Network`, or a DSL builder's ``build()``."""
     from ..dsl import Network as Builder
 
     if isinstance(network, Builder):
@@ -56,9 +67,4 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
         raise TargetError(
             f"compile() takes an snncomp.ir.Network (or an snncomp.Network builder), got {type(network).__name__}"
         )
-    from ..targets import get
-
-    plugin = get(target)
-    if plugin.compile is None:
-        raise TargetError(plugin.unavailable or f"target {target!r} cannot compile here")
-    return plugin.compile(network, **options)
+    return network

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -130,3 +131,14 @@ def overflowed(rec: Recording, populations: Iterable[str]) -> list[str]:
         if flag is not None and not _is_tracer(flag) and bool(np.any(np.asarray(flag))):
             out.append(name)
     return out
+
+
+def network_resources(net: Any, params: Any) -> dict[str, int]:
+    """The target-independent part of ``Report.resources``: populations, neurons, inputs, projections, weights."""
+    return {
+        "populations": sum(1 for n in net.nodes if n.kind != "input"),
+        "neurons": sum(n.size for n in net.nodes if n.kind != "input"),
+        "inputs": sum(n.size for n in net.nodes if n.kind == "input"),
+        "projections": len(net.edges),
+        "trainable_weights": sum(int(np.prod(w.shape)) for w in params["weight"].values()),
+    }

@@ -33,6 +33,7 @@ from ...runtime import (
     check_run_options,
     check_t_max,
     checked_in_jit,
+    network_resources,
     overflowed,
     population_problem,
     raise_if_overflowed,
@@ -303,15 +304,9 @@ class JaxExecutable(Executable):
         schedule = self._result.annotations["schedule"]
         net = self._result.network
         stages = [(s.index, s.strategy, s.describe()) for s in program.stages]
-        n_neurons = sum(n.size for n in net.nodes if n.kind != "input")
-        n_syn = sum(e.n_synapses for e in net.edges)
         resources = {
-            "populations": sum(1 for n in net.nodes if n.kind != "input"),
-            "neurons": n_neurons,
-            "inputs": sum(n.size for n in net.nodes if n.kind == "input"),
-            "projections": len(net.edges),
-            "synapses": n_syn,
-            "trainable_weights": sum(int(np.prod(w.shape)) for w in self._params["weight"].values()),
+            **network_resources(net, self._params),
+            "synapses": sum(e.n_synapses for e in net.edges),
             "buffer_slots_per_sample": sum(schedule.buffers.values()),
         }
         return Report(

@@ -21,6 +21,9 @@ excitatory or inhibitory input of the synapse's neuron, at the delivery time.
 Readout: per population a buffer of fixed capacity; a spike beyond a neuron's ``budget`` (its
 ``max_spikes``; the chip cannot silence a neuron) or beyond the buffer is not stored and is counted
 (the latter as overflow), as are spikes whose timestamp falls at or after the end of the run.
+
+One topic, kept whole (~500 lines): the loop body's event kinds (spike, release, delivery, clock edge,
+readout) share one state record and are ordered against each other here.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from ....runtime import (
     Recording,
     Spikes,
     _is_tracer,
+    as_network,
     check_inputs,
     check_params,
     check_run_options,
@@ -438,13 +439,6 @@ def compile_mock(network: Any, **options: Any) -> MockExecutable:
     option by name (``signs="used"``, ``saturate="split"``, ``scale=40``, ``strategy="first-fit"``,
     ``speedup=…``).
     """
-    from ....dsl import Network as Builder
-
-    if isinstance(network, Builder):
-        network = network.build()
-    if not isinstance(network, Network):
-        raise TargetError(
-            f"compile() takes an snncomp.ir.Network (or an snncomp.Network builder), got {type(network).__name__}"
-        )
+    network = as_network(network)
     own, pass_options = parse_options(options)
     return MockExecutable(network, own, pass_options)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ....ir import SPIKING_KINDS, Network
-from ....runtime import Report
+from ....runtime import Report, network_resources
 from ..report import resource_report
 from ._calibration_data import circuits_of
 from ._health import MockHealth
@@ -85,14 +85,10 @@ def mock_report(
     net = network
     res = resource_report(cur.config)
     resources = {
-        "populations": sum(1 for n in net.nodes if n.kind != "input"),
-        "neurons": sum(n.size for n in net.nodes if n.kind != "input"),
-        "inputs": sum(n.size for n in net.nodes if n.kind == "input"),
-        "projections": len(net.edges),
+        **network_resources(net, params),
         "synapses": sum(p.synapses for p in cur.config.projections.values()),
         "event_lanes": cur.tables.n_lanes,
         "synapse_contacts": len(cur.tables.contact_lane),
-        "trainable_weights": sum(int(np.prod(w.shape)) for w in params["weight"].values()),
     }
     calibration = options.calibration
     return MockReport(

@@ -1,4 +1,8 @@
-"""``place``: populations -> neuron circuits, routing-aware (or naive first-fit for comparison)."""
+"""``place``: populations -> neuron circuits, routing-aware (or naive first-fit for comparison).
+
+One topic, kept whole (~570 lines): the capacity check, pinned constraints, the first fit and the
+routing-aware search with its hill climb share one placement state and one cost, and read best in one place.
+"""
 
 from __future__ import annotations
 
