@@ -13,7 +13,14 @@ from ._dynamics import free_coefficients
 __all__ = ["bias_integral", "guarded_slope", "zero_grads"]
 
 
-def bias_integral(lam_u: Array, lam_i: Array, span: Array, nrn: Any, free: Array | bool = True) -> Array:
+def bias_integral(
+    lam_u: Array,
+    lam_i: Array,
+    span: Array,
+    nrn: Any,
+    free: Array | bool = True,
+    coefficients: tuple[Array, Array, Array] | None = None,
+) -> Array:
     """``dL/d bias`` over ``span`` before a point where the adjoint is ``(lam_u, lam_i)``, per neuron.
 
     ``dL/db = integral of lambda . df/db``: the bias enters ``du/dt`` as ``b / tau_mem`` with instantaneous
@@ -21,9 +28,10 @@ def bias_integral(lam_u: Array, lam_i: Array, span: Array, nrn: Any, free: Array
     the adjoint is ``lambda_u alpha(s)`` and ``lambda_I gamma(s) + lambda_u beta(s)`` (``free_coefficients``),
     whose integrals are closed forms: ``tau_mem (1 - alpha)``, ``tau_syn (1 - gamma)`` and, from
     ``tau_mem du/ds = -u + I`` with ``u = beta``, ``I = gamma``: ``tau_syn (1 - gamma) - tau_mem beta``.
-    While the membrane is clamped (``free`` False) ``lambda_u`` is 0 there.
+    While the membrane is clamped (``free`` False) ``lambda_u`` is 0 there. ``coefficients``: the
+    ``free_coefficients(span, nrn)`` a caller already has (the event loop's backward step does).
     """
-    alpha, beta, gamma = free_coefficients(span, nrn)
+    alpha, beta, gamma = free_coefficients(span, nrn) if coefficients is None else coefficients
     lam_u = jnp.where(free, lam_u, 0.0)
     leaky = jnp.isfinite(nrn.tau_mem)
     jump_part = jnp.where(leaky, lam_u * (1.0 - alpha), lam_u * span)

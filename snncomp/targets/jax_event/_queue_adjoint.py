@@ -248,7 +248,8 @@ def queue_backward(
             db = None
             if with_bias:
                 free_b = ~c["clamped"] if nrn.has_refrac else True
-                db = c["db"] + bias_integral(c["lam_u"], c["lam_i"], c["t"] - t_ev, nrn, free_b)
+                span = c["t"] - t_ev
+                db = c["db"] + bias_integral(c["lam_u"], c["lam_i"], span, nrn, free_b, (alpha, beta, gamma))
             if nrn.has_refrac:
                 free = ~c["clamped"]
                 lam_u = jnp.where(free, alpha * c["lam_u"], 0.0)
