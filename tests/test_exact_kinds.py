@@ -387,3 +387,29 @@ def test_bias_is_a_parameter_group_learnt_on_request_and_checked() -> None:
     np.testing.assert_array_equal(
         np.asarray(exe.run(inputs, params=old).spikes["o"].times), np.asarray(exe.run(inputs).spikes["o"].times)
     )
+
+
+def test_bss2_mock_refuses_a_changed_bias() -> None:
+    # On the chip a bias is the leak potential, set at compile time: new values must be refused, on the
+    # host and inside jit, not silently ignored.
+    from snncomp.errors import InputError
+    from snncomp.train import make_step
+
+    net = snncomp.Network("mb")
+    x = net.input("x", 2)
+    o = net.lif("o", 2, tau_mem=10e-3, tau_syn=5e-3, bias=0.2, max_spikes=1)
+    net.connect(x, o, weight=np.full((2, 2), 0.5))
+    exe = snncomp.compile(net, target="bss2-mock", t_max=20e-3)
+    inputs = {"x": Spikes(times=jnp.asarray([[1e-3, 2e-3]]), neurons=jnp.asarray([[0, 1]]))}
+    exe.run(inputs, params=exe.params)  # the compiled bias is fine
+    changed = {**exe.params, "bias": {"o": jnp.asarray([0.2, 0.3], jnp.float32)}}
+    with pytest.raises(InputError, match=r"params\['bias'\]\['o'\] differs from the compiled bias"):
+        exe.run(inputs, params=changed)
+
+    def loss(rec: Any, _y: jax.Array) -> jax.Array:
+        t = rec.spikes["o"].times
+        return jnp.mean(jnp.where(jnp.isfinite(t), t, 0.02))
+
+    step = make_step(exe, loss)
+    with pytest.raises(InputError, match=r"step: params\['bias'\]\['o'\] differs from the compiled bias"):
+        step(changed, step.init(changed), inputs, jnp.zeros(1))
