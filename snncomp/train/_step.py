@@ -90,8 +90,9 @@ def make_step(
     (e.g. :func:`clip_weights`) after the update. ``params_like`` gives the parameters' structure where
     they are not ``exe.params``'s. Why one ``jit``: an optimizer update outside it dispatches dozens of small operations
     from Python per step, which on CPU costs about as much as a small network's whole step, and the
-    checks compiled into ``exe.apply`` (issue 16) make each call of a jitted gradient wait for its
-    result, so that host work no longer overlaps the computation.
+    checks compiled into a user's own jitted gradient (issue 16) make each call wait for its result.
+    The step carries those checks out as a code instead (no host callback, so JAX's persistent cache
+    keeps it) and raises :class:`InputError` after reading it, which waits for the step as well.
     """
     optimizer = optimizer if optimizer is not None else optax.adam(1e-3)
     optimizer = _restrict(optimizer, exe.params if params_like is None else params_like, trainable, "make_step")
