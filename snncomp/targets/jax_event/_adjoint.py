@@ -107,7 +107,10 @@ class EventPropAdjoint(AbstractAdjoint):
         times = {n: buffers[n].times for n in ups}
         # The current at each upstream spike is a residual of *that* stage's adjoint, not an input here.
         rest = {n: (buffers[n].neurons, lax.stop_gradient(buffers[n].current), buffers[n].overflow) for n in ups}
-        return _with_eventprop(stage)(sub, times, rest, lax.stop_gradient(t_max))
+        # Whether a buffer is sorted is static (user inputs sorted on the host or not): it stays out of the
+        # custom_vjp's arguments, which would turn it into an array.
+        unsorted = frozenset(n for n in ups if not buffers[n].sorted)
+        return _with_eventprop(stage, unsorted)(sub, times, rest, lax.stop_gradient(t_max))
 
 
 def _stage_params(stage: AbstractStage, params: dict) -> dict:
@@ -119,11 +122,16 @@ def _stage_params(stage: AbstractStage, params: dict) -> dict:
     return sub
 
 
-def _rebuild(times: dict[str, Array], rest: dict[str, tuple]) -> dict[str, SpikeBuffer]:
-    return {n: SpikeBuffer(times=times[n], neurons=rest[n][0], current=rest[n][1], overflow=rest[n][2]) for n in times}
+def _rebuild(times: dict[str, Array], rest: dict[str, tuple], unsorted: frozenset[str]) -> dict[str, SpikeBuffer]:
+    return {
+        n: SpikeBuffer(
+            times=times[n], neurons=rest[n][0], current=rest[n][1], overflow=rest[n][2], sorted=n not in unsorted
+        )
+        for n in times
+    }
 
 
-def _with_eventprop(stage: AbstractStage) -> Any:
+def _with_eventprop(stage: AbstractStage, unsorted: frozenset[str] = frozenset()) -> Any:
     """``stage`` as a function of (weights/delays, upstream spike times) whose VJP is EventProp.
 
     The stage (neuron constants, masks) is closed over: it is a compile-time constant.
@@ -131,15 +139,15 @@ def _with_eventprop(stage: AbstractStage) -> Any:
 
     @jax.custom_vjp
     def run(sub: dict, times: dict, rest: dict, t_max: Array) -> dict[str, SpikeBuffer]:
-        return stage.biased(sub)(sub, _rebuild(times, rest), t_max)
+        return stage.biased(sub)(sub, _rebuild(times, rest, unsorted), t_max)
 
     def fwd(sub: dict, times: dict, rest: dict, t_max: Array) -> tuple[dict, tuple]:
-        out = stage.biased(sub)(sub, _rebuild(times, rest), t_max)
+        out = stage.biased(sub)(sub, _rebuild(times, rest, unsorted), t_max)
         return out, (sub, times, rest, t_max, out)
 
     def bwd(res: tuple, grad_out: dict) -> tuple:
         sub, times, rest, t_max, out = res
-        buffers = _rebuild(times, rest)
+        buffers = _rebuild(times, rest, unsorted)
         ct = {name: jnp.where(jnp.isfinite(buf.times), grad_out[name].times, 0.0) for name, buf in out.items()}
         d_sub, d_times = stage.biased(sub).eventprop(sub, buffers, out, ct, t_max)
         return d_sub, d_times, None, None
@@ -240,8 +248,13 @@ def replay(
     def buffers_of(p: dict, times: dict, fixed: tuple) -> dict[str, SpikeBuffer]:
         in_neurons, rec_times, rec_neurons, t_max = fixed
         bufs = {
+            # Input times may come in any order (a traced batch is not sorted on the host).
             n: SpikeBuffer(
-                times=times[n], neurons=in_neurons[n], current=jnp.zeros_like(times[n]), overflow=jnp.zeros((), bool)
+                times=times[n],
+                neurons=in_neurons[n],
+                current=jnp.zeros_like(times[n]),
+                overflow=jnp.zeros((), bool),
+                sorted=False,
             )
             for n in times
         }
