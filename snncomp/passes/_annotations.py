@@ -54,6 +54,8 @@ class Stage(_Ann):
     index: int
     strategy: Strategy
     populations: tuple[str, ...]
+    stop_on: tuple[str, ...] = ()
+    """Populations whose neurons' first spikes end a sample's run (``schedule{early_stop=...}``)."""
 
 
 class Schedule(_Ann):
@@ -70,6 +72,10 @@ class Schedule(_Ann):
         raise KeyError(f"population '{population}' is in no stage of the schedule")
 
     def text(self) -> str:
-        parts = [f"{s.index}:{s.strategy}({', '.join(s.populations)})" for s in self.stages]
+        parts = [
+            f"{s.index}:{s.strategy}({', '.join(s.populations)}"
+            + (f"; stop on first spikes of {', '.join(s.stop_on)})" if s.stop_on else ")")
+            for s in self.stages
+        ]
         bufs = ", ".join(f"{k}={v}" for k, v in sorted(self.buffers.items()))
         return " -> ".join(parts) + (f"; buffers: {bufs}" if bufs else "")

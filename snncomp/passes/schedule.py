@@ -35,6 +35,13 @@ class ScheduleEvents(Pass):
     on the node so that the runtime may grow it when a run overflows it.
     ``strategy=event-queue`` forces every population into event-queue stages (for
     cross-checking).
+
+    ``early_stop`` (population names; ``o1+o2`` in a pipeline string) ends a sample's run as soon
+    as every neuron of those populations has spiked once: what a first-spike loss reads is complete
+    then, and nothing later can change it. The event-queue stages upstream of them and the
+    populations themselves merge into one event-queue stage that tests the condition after each
+    spike; stages after it run up to the stop. Spikes after the stop are not simulated (counts and
+    later spikes are cut), so this is an opt-in for losses of first spike times only.
     """
 
     name = "schedule"
@@ -44,6 +51,7 @@ class ScheduleEvents(Pass):
     spikes_per_neuron: int | None = None
     strategy: Literal["auto", "event-queue"] = "auto"
     auto_spikes_per_neuron: int = 8
+    early_stop: str | tuple[str, ...] = ()
 
     def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
         if self.spikes_per_neuron is not None and self.spikes_per_neuron < 1:
@@ -74,6 +82,8 @@ class ScheduleEvents(Pass):
                 )
             for _d, comp in sorted(q for q in queued if q[0] == depth):
                 stages.append(Stage(index=len(stages), strategy="event-queue", populations=comp))
+        if self.early_stop:
+            stages = self._merge_for_stop(g, stages, self._stop_names(g), ctx)
         buffers = {n: self._buffer(g.nodes[n]["ir"]) for n in g.nodes if g.nodes[n]["ir"].kind in SPIKING_KINDS}
         schedule = Schedule(stages=tuple(stages), buffers=buffers)
         auto = sorted(n for n in buffers if g.nodes[n]["ir"].max_spikes is None and self.spikes_per_neuron is None)
@@ -92,6 +102,50 @@ class ScheduleEvents(Pass):
                 "(fix them with max_spikes or spikes_per_neuron=N)"
             )
         return g
+
+    def _stop_names(self, g: nx.MultiDiGraph) -> tuple[str, ...]:
+        raw = self.early_stop
+        names = tuple(n for n in raw.replace("+", " ").split() if n) if isinstance(raw, str) else tuple(raw)
+        for n in names:
+            if n not in g.nodes:
+                known = ", ".join(sorted(k for k in g.nodes if g.nodes[k]["ir"].kind in SPIKING_KINDS))
+                raise SnnCompError(f"schedule{{early_stop={n}}}: no population '{n}'; spiking populations: {known}")
+            if g.nodes[n]["ir"].kind not in SPIKING_KINDS:
+                raise SnnCompError(
+                    f"schedule{{early_stop={n}}}: population '{n}' is of kind '{g.nodes[n]['ir'].kind}' and never "
+                    "spikes; early_stop names populations whose first spikes end the run"
+                )
+        return tuple(dict.fromkeys(names))
+
+    @staticmethod
+    def _merge_for_stop(
+        g: nx.MultiDiGraph, stages: list[Stage], stop: tuple[str, ...], ctx: PassContext
+    ) -> list[Stage]:
+        """One event-queue stage for ``stop`` and the event-queue work upstream of it, then the rest."""
+        upstream = set(stop)
+        for n in stop:
+            upstream |= {a for a in nx.ancestors(g, n) if g.nodes[a]["ir"].kind != "input"}
+        involved = [s for s in stages if upstream & set(s.populations)]
+        queued = [s for s in involved if s.strategy == "event-queue"]
+        if not queued:
+            ctx.remark(
+                f"early_stop={'+'.join(stop)} has no effect: the populations it depends on are all layer-parallel "
+                "(solved at once, not event by event)"
+            )
+            return stages
+        first = queued[0].index
+        # Ancestors of a merged population are merged too or come from earlier stages, and nothing merged
+        # depends on a stage left behind (it would be an ancestor), so the order stays topological.
+        merged = tuple(p for s in stages if s.index >= first for p in s.populations if p in upstream)
+        out = [s for s in stages if s.index < first]
+        out.append(Stage(index=0, strategy="event-queue", populations=merged, stop_on=stop))
+        for s in stages:
+            if s.index < first:
+                continue
+            rest = tuple(p for p in s.populations if p not in upstream)
+            if rest:
+                out.append(Stage(index=0, strategy=s.strategy, populations=rest))
+        return [s.model_copy(update={"index": k}) for k, s in enumerate(out)]
 
     @staticmethod
     def _layer_parallel(g: nx.MultiDiGraph, comp: tuple[str, ...]) -> bool:

@@ -38,7 +38,9 @@ def compile(network: Any, target: str = "jax", **options: Any) -> Executable:  #
     ``spikes_per_neuron`` (buffer bound for populations with unbounded
     ``max_spikes``), ``strategy`` (``"auto"`` or ``"event-queue"``, which forces
     the event loop everywhere), ``adjoint`` (``"eventprop"``, the default, or
-    ``"autodiff"``: plain JAX autodiff through layer-parallel stages, the reference).
+    ``"autodiff"``: plain JAX autodiff through layer-parallel stages, the reference), ``early_stop``
+    (population names: a sample's run ends once every neuron of them has spiked; for losses of first
+    spike times only, see ``docs/performance.md``).
 
     ``target="bss2-mock"`` places and routes the network on BrainScaleS-2 and runs it on the emulator
     (same ``params``/``run``/``apply``/``report``; ``run`` is differentiable, hardware in the loop).

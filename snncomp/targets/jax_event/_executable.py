@@ -329,7 +329,7 @@ class JaxExecutable(Executable):
         return f"JaxExecutable(network={p.name!r}, dtype={p.dtype}, t_max={p.t_max})"
 
 
-_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy", "adjoint")
+_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy", "adjoint", "early_stop")
 
 
 _MAX_AUTO_SPIKES = 4096  # spikes per neuron an automatically sized buffer may grow to
@@ -356,6 +356,12 @@ def compile_jax(network: Network, _auto_spikes_per_neuron: int | None = None, **
         pass_options["spikes_per_neuron"] = int(options["spikes_per_neuron"])
     if auto is not None:
         pass_options["auto_spikes_per_neuron"] = int(auto)
+    stop = options.get("early_stop")
+    if stop:
+        names = (stop,) if isinstance(stop, str) else stop
+        if not isinstance(names, (tuple, list)) or not all(isinstance(x, str) for x in names):
+            raise TargetError(f"early_stop must be a population name or a sequence of names, got {stop!r}")
+        pass_options["early_stop"] = tuple(names)
     pipe = pipeline("jax", **pass_options)
     result = pipe.run(network)
     program = lower(result, dtype=dtype, t_max=t_max, adjoint=options.get("adjoint", "eventprop"))

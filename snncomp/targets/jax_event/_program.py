@@ -7,6 +7,7 @@ import warnings
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jaxtyping import Array, Bool
 
 from ...errors import PrecisionWarning, TargetError
@@ -88,7 +89,11 @@ class EventProgram(eqx.Module):
                 sorted=inputs_sorted,
             )
         for stage in self.stages:
-            buffers.update(self.adjoint(stage, params, buffers, t_max))
+            out = self.adjoint(stage, params, buffers, t_max)
+            buffers.update(out)
+            stop_on: tuple[str, ...] = getattr(stage, "stop_on", ())
+            if stop_on:
+                t_max = _stopped_at(stage, stop_on, out, t_max)
         traces = None
         if grid is not None:
             traces = {}
@@ -103,6 +108,23 @@ class EventProgram(eqx.Module):
             input_error=bad,
             traces=traces,
         )
+
+
+def _stopped_at(stage: AbstractStage, stop_on: tuple[str, ...], out: dict[str, SpikeBuffer], t_max: Array) -> Array:
+    """Where a stage with ``stop_on`` ended: its last event once every such neuron has spiked, else ``t_max``.
+
+    Later stages run up to there (what they would see after it was never simulated). A window end is not
+    differentiable, so it is a constant to the gradient.
+    """
+    sizes = {p.name: p.size for p in stage.populations}
+    done = jnp.ones((), bool)
+    for name in stop_on:
+        buf = out[name]
+        size = sizes[name]
+        fired = jnp.zeros((size + 1,), bool).at[jnp.where(buf.neurons >= 0, buf.neurons, size)].set(True)
+        done = done & jnp.all(fired[:size])
+    last = jnp.max(jnp.stack([jnp.max(jnp.where(jnp.isfinite(b.times), b.times, -jnp.inf)) for b in out.values()]))
+    return lax.stop_gradient(jnp.where(done, jnp.minimum(last, t_max), t_max))
 
 
 def _columns(node: object, dtype: np.dtype) -> dict[str, np.ndarray]:
@@ -225,6 +247,7 @@ def lower(
                 internal=tuple(e for e in live if e.target in members and e.source in members),
                 offsets=offsets,
                 n_total=total,
+                stop_on=st.stop_on,
             )
         )
     return EventProgram(

@@ -69,6 +69,13 @@ _CHUNK = 8
 _ONE_HOT_MAX = 512
 
 
+def _full_rows(w: Array, offset: int, n: int) -> Array:
+    """``w`` ``[src, size]`` as rows over all ``n`` neurons of the stage, placed at ``offset``."""
+    if offset == 0 and w.shape[1] == n:
+        return w
+    return jnp.zeros((w.shape[0], n), w.dtype).at[:, offset : offset + w.shape[1]].set(w)
+
+
 class EventQueueStage(AbstractStage):
     """Populations simulated together by one loop over events (a strongly connected component)."""
 
@@ -80,6 +87,8 @@ class EventQueueStage(AbstractStage):
     internal: tuple[EdgeSpec, ...]
     offsets: dict[str, int] = eqx.field(static=True)
     n_total: int = eqx.field(static=True)
+    stop_on: tuple[str, ...] = eqx.field(static=True, default=())
+    """Populations whose first spikes end the loop (``schedule{early_stop=...}``)."""
 
     def edges(self) -> tuple[EdgeSpec, ...]:
         return self.external + self.internal
@@ -164,8 +173,17 @@ class EventQueueStage(AbstractStage):
             local[off : off + p.size] = np.arange(p.size)
         owner_j = jnp.asarray(owner)
         local_j = jnp.asarray(local)
+        stop_mask = np.zeros((n,), bool)
+        for p in self.populations:
+            if p.name in self.stop_on:
+                stop_mask[self.offsets[p.name] : self.offsets[p.name] + p.size] = True
+        n_stop = int(stop_mask.sum())
+        stop_j = jnp.asarray(stop_mask)
         internal = [e for e in self.internal if e.source in pop_index]
-        w_int = [effective_weight(e, params).astype(dtype) for e in internal]
+        # Internal weight rows span the whole stage (zeros outside the target population), as the external
+        # ones do: adding a full row is one fused add, a row into a slice is a dynamic-update-slice that
+        # XLA:CPU runs several times slower inside the loop.
+        w_int = [_full_rows(effective_weight(e, params).astype(dtype), self.offsets[e.target], n) for e in internal]
         d_int = [params["delay"][e.key].astype(dtype) for e in internal]
 
         logs0 = tuple(
@@ -199,6 +217,7 @@ class EventQueueStage(AbstractStage):
             int_src=jnp.zeros((len(internal),), jnp.int32),
             logs=logs0,
             overflow=jnp.zeros((len(spiking_pops),), bool),
+            first=jnp.zeros((), jnp.int32),
             done=jnp.zeros((), bool),
             it=jnp.zeros((), jnp.int32),
         )
@@ -216,15 +235,6 @@ class EventQueueStage(AbstractStage):
         u_reset = jnp.broadcast_to(nrn.u_reset, (n,))
         t_refrac = jnp.broadcast_to(nrn.t_refrac, (n,))
         jump = jnp.broadcast_to(nrn.jump, (n,))
-
-        def deliver_to(u: Array, i: Array, off: int, size: int, row: Array, free: Array | bool) -> tuple[Array, Array]:
-            """Add ``row`` to neurons ``off:off+size``: to ``I``, or to ``u`` with instantaneous synapses."""
-            if not nrn.has_jump:
-                return u, i.at[off : off + size].add(row)
-            jmp = jump[off : off + size]
-            ok = free[off : off + size] if nrn.has_refrac and not isinstance(free, bool) else True
-            u = u.at[off : off + size].add(jnp.where(jmp & ok, row, 0.0))
-            return u, i.at[off : off + size].add(jnp.where(jmp, 0.0, row))
 
         def body(st: dict) -> dict:
             logs = st["logs"]
@@ -249,10 +259,10 @@ class EventQueueStage(AbstractStage):
             # Per-projection and per-population flags are stacked once: a tiny scatter per entry is a
             # kernel of its own under vmap.
             steps = [jnp.zeros((), bool)] * len(internal)
-            for k, e in enumerate(internal):
+            for k in range(len(internal)):
                 is_k = go & (kind == 1 + k)
                 row = w_int[k][jnp.maximum(st["int_src"][k], 0)]
-                u, i = deliver_to(u, i, self.offsets[e.target], e.target_size, jnp.where(is_k, row, 0.0), free)
+                u, i = nrn.deliver(u, i, jnp.where(is_k, row, 0.0), free)
                 steps[k] = is_k
 
             is_spk = go & (kind == len(internal) + 1)
@@ -288,6 +298,10 @@ class EventQueueStage(AbstractStage):
             overflow = st["overflow"] | jnp.stack(full_k) if full_k else st["overflow"]
             fire = is_spk & ~overflowed
             hot = fire & (iota_n == j)
+            if n_stop:  # count the stop populations' neurons that fired for the first time
+                first = st["first"] + (fire & stop_j[j] & (st["count"][j] == 0)).astype(jnp.int32)
+            else:
+                first = st["first"]
             u = jnp.where(hot, u_reset, u)
             # Without a refractory period nothing reads ref_end.
             ref_end = jnp.where(hot, t1 + t_refrac, st["ref_end"]) if nrn.has_refrac else st["ref_end"]
@@ -296,7 +310,7 @@ class EventQueueStage(AbstractStage):
                 now = fire & (who == pop_index[e.source]) & instant[k]
                 row = w_int[k][local_j[j]]
                 free_now = t1 >= ref_end if nrn.has_refrac else True
-                u, i = deliver_to(u, i, self.offsets[e.target], e.target_size, jnp.where(now, row, 0.0), free_now)
+                u, i = nrn.deliver(u, i, jnp.where(now, row, 0.0), free_now)
                 steps[k] = steps[k] | now
             next_j, next_t = self._earliest(u, i, ref_end, count, t1)
             # Each projection's next delivery, read from the logs after this iteration's write: a read
@@ -323,7 +337,8 @@ class EventQueueStage(AbstractStage):
                 int_src=jnp.stack(int_src) if internal else st["int_src"],
                 logs=tuple(new_logs),
                 overflow=overflow,
-                done=(~go) | overflowed,
+                first=first,
+                done=(~go) | overflowed | (first >= n_stop) if n_stop else (~go) | overflowed,
                 it=st["it"] + 1,
             )
 
