@@ -123,7 +123,7 @@ def test_513_neurons_fail_naming_circuits() -> None:
 
 def test_pipeline_string_and_requirements() -> None:
     assert PIPELINE == (
-        "verify,infer-shapes,canonicalize,analyze-structure,map-parameters,split-sign,quantize,place,route,verify-config"
+        "verify,infer-shapes,canonicalize,analyze-structure,map-parameters,split-sign,quantize,partition,place,route,verify-config"
     )
     with pytest.raises(PassError, match="requires placement"):
         PassManager("map-parameters,split-sign,quantize,route")

@@ -4,7 +4,8 @@ The targets ``bss2`` and ``bss2-mock`` are plug-ins (:mod:`._plugin`, listed in
 :mod:`snncomp.targets`): their pipeline, annotation checks, pictures, report and commands; the passes
 live in :mod:`snncomp.targets.bss2.passes` and join the pass registry on first lookup. Heavier names
 load lazily, among them the chip emulator (:mod:`snncomp.targets.bss2.mock`: ``compile_mock``,
-``MockConfig``, ``MockExecutable``).
+``MockConfig``, ``MockExecutable``, ``PartitionedExecutable``) and the partition planner
+(:mod:`.partition`: ``plan_partitions``; the ``partition`` pass, ``PartitionedConfig``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _register(MOCK)
 _LAZY = {
     "ChipSpec": ("chip", "ChipSpec"),
     "HardwareConfig": ("config", "HardwareConfig"),
+    "PartitionedConfig": ("config", "PartitionedConfig"),
+    "PartitionPlan": ("partition", "PartitionPlan"),
+    "plan_partitions": ("partition", "plan_partitions"),
     "ResourceError": ("errors", "ResourceError"),
     "ParameterError": ("errors", "ParameterError"),
     "ConfigError": ("errors", "ConfigError"),
@@ -40,6 +44,8 @@ _LAZY = {
     "MockConfig": ("mock", "MockConfig"),
     "MockExecutable": ("mock", "MockExecutable"),
     "compile_mock": ("mock", "compile_mock"),
+    "PartitionedExecutable": ("mock", "PartitionedExecutable"),
+    "compile_partitioned": ("mock", "compile_partitioned"),
 }
 
 

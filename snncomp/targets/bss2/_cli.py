@@ -1,5 +1,6 @@
-"""``snncomp bss2-map`` (place and route a network, print the resource report) and ``snncomp bss2-calibrate``
-(measure the emulated chip's per-neuron gain and write the calibration)."""
+"""``snncomp bss2-map`` (place and route a network, print the resource report; with ``--max-partitions``
+the partitions, each one's report and the cut table) and ``snncomp bss2-calibrate`` (measure the
+emulated chip's per-neuron gain and write the calibration)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,24 @@ _seconds = positive_number("a finite time > 0 in seconds")
 def _cmd_bss2_map(args: argparse.Namespace) -> int:
     from ... import ir
     from ...errors import PipelineError
-    from ...passes import PassManager, Pipeline, pipeline
+    from ...passes import PassManager, Pipeline, format_pipeline, pipeline
+    from .passes.partition import PART_PIPELINE_OPTION
     from .report import format_report, placement_dot
 
     net = ir.load(args.network)
     passes = list(Pipeline(args.pipeline) if args.pipeline else pipeline("bss2"))
+    chosen = {
+        k: v
+        for k, v in (("max_partitions", args.max_partitions), ("objective", args.objective), ("chips", args.chips))
+        if v is not None
+    }
+    if chosen:
+        if not any(p.name == "partition" for p in passes):
+            raise PipelineError(
+                f"--{next(iter(chosen)).replace('_', '-')} sets an option of the 'partition' pass, but the pipeline "
+                "has none"
+            )
+        passes = [dataclasses.replace(p, **chosen) if p.name == "partition" else p for p in passes]
     if args.first_fit:
         if not any(p.name == "place" for p in passes):
             raise PipelineError("--first-fit chooses the strategy of the 'place' pass, but the pipeline has none")
@@ -35,13 +49,15 @@ def _cmd_bss2_map(args: argparse.Namespace) -> int:
             else p
             for p in passes
         ]
-    result = PassManager(passes, print_after_all=bool(args.print_ir_after_all)).run(net)
-    if "hardware_config" not in result.annotations:
+    # Each partition is lowered by the same passes (its own 'partition' pass leaves it whole).
+    options = {PART_PIPELINE_OPTION: format_pipeline(passes)}
+    result = PassManager(passes, print_after_all=bool(args.print_ir_after_all)).run(net, options)
+    config = result.annotations.get("partitioned") or result.annotations.get("hardware_config")
+    if config is None:
         raise PipelineError(
             "the pipeline made no hardware configuration: it must place and route the network "
             f"(end with the passes of snncomp.pipeline('bss2'): {pipeline('bss2')})"
         )
-    config = result.annotations["hardware_config"]
     sys.stdout.write(format_report(result) + "\n")
     for remark in result.remarks:
         print(remark)
@@ -102,6 +118,24 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--dot", help="write the placement picture (Graphviz) here")
     p.add_argument("--pipeline", help="pipeline string instead of snncomp.pipeline('bss2')")
     p.add_argument("--first-fit", action="store_true", help="use the naive first-fit placer (for comparison)")
+    p.add_argument(
+        "--max-partitions",
+        type=_positive_int,
+        default=None,
+        help="cut a network larger than one chip into up to N partitions (default 1: refuse it)",
+    )
+    p.add_argument(
+        "--objective",
+        choices=("fewest-partitions", "fewest-cut-synapses"),
+        default=None,
+        help="what the partitioning minimises (default fewest-partitions)",
+    )
+    p.add_argument(
+        "--chips",
+        type=_positive_int,
+        default=None,
+        help="emulated chips: 1 runs the partitions one after another (default), N one partition per chip",
+    )
     p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
     p.set_defaults(func=_cmd_bss2_map)
 

@@ -12,7 +12,8 @@ from typing import Any
 from .. import Target
 
 PIPELINE = (
-    "verify,infer-shapes,canonicalize,analyze-structure,map-parameters,split-sign,quantize,place,route,verify-config"
+    "verify,infer-shapes,canonicalize,analyze-structure,map-parameters,split-sign,quantize,partition,place,route,"
+    "verify-config"
 )
 
 
@@ -25,7 +26,8 @@ def _check(graph: Any) -> list[str]:
 
 
 def _dot(graph: Any) -> list[str]:
-    config = graph.graph["ann"].get("hardware_config")
+    ann = graph.graph["ann"]
+    config = ann.get("partitioned") or ann.get("hardware_config")
     if config is None:
         return []
     from .report import placement_dot_lines
@@ -40,8 +42,8 @@ def _report(result: Any) -> str:
 
 
 def _save(result: Any, path: str) -> bool:
-    # The chip configuration is the artifact of a bss2 compilation.
-    config = result.annotations.get("hardware_config")
+    # The chip configuration is the artifact of a bss2 compilation (one per partition where it has several).
+    config = result.annotations.get("partitioned") or result.annotations.get("hardware_config")
     if config is None:
         return False
     config.save(path)
@@ -49,9 +51,10 @@ def _save(result: Any, path: str) -> bool:
 
 
 def _compile_mock(network: Any, **options: Any) -> Any:
-    from .mock import compile_mock
+    # compile_mock where the network fits one chip; partition by partition where it needs several
+    from .mock import compile_partitioned
 
-    return compile_mock(network, **options)
+    return compile_partitioned(network, **options)
 
 
 _SHARED: dict[str, Any] = {

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from .config import HardwareConfig
+from .config import HardwareConfig, PartitionedConfig
 from .errors import Violation
 
-__all__ = ["Realised", "check_annotations", "check_config", "realise"]
+__all__ = ["Realised", "check_annotations", "check_config", "check_partitioned", "realise"]
 
 
 @dataclass
@@ -352,4 +352,32 @@ def check_annotations(g: nx.MultiDiGraph) -> list[str]:
             elif cell in taken:
                 out.append(f"circuit h{cell[0]}:c{cell[1]} holds both {taken[cell]} and {name}[{i // pl.width}]")
             taken[cell] = f"{name}[{i // pl.width}]"
+    parted = g.graph["ann"].get("partitioned")
+    if isinstance(parted, PartitionedConfig):
+        out.extend(
+            check_partitioned(parted, {n: d["ir"].size for n, d in g.nodes(data=True) if d["ir"].kind != "input"})
+        )
+    return out
+
+
+def check_partitioned(config: PartitionedConfig, sizes: dict[str, int]) -> list[str]:
+    """Problems of a partitioned lowering: every neuron of ``sizes`` (population -> size) in exactly one
+    partition, every partition configured, every cut flowing forward from where its slice lives."""
+    out: list[str] = []
+    n = len(config.parts)
+    covered: dict[str, list[tuple[int, int]]] = {}
+    where = {}
+    for s in config.slices:
+        covered.setdefault(s.population, []).append((s.start, s.stop))
+        where[s.name] = s.part
+        if not 0 <= s.part < n:
+            out.append(f"partitioned: slice '{s.name}' is in partition {s.part} of {n}")
+    for pop, size in sizes.items():
+        spans = sorted(covered.get(pop, []))
+        flat = [i for a, b in spans for i in range(a, b)]
+        if flat != list(range(size)):
+            out.append(f"partitioned: the slices of population '{pop}' do not cover its {size} neurons exactly once")
+    for c in config.cuts:
+        if where.get(c.name) != c.source_part or not c.source_part < c.target_part < n:
+            out.append(f"partitioned: cut '{c.name}' does not flow forward from the partition that records it")
     return out

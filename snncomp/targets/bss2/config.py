@@ -33,12 +33,16 @@ __all__ = [
     "Backend",
     "BackgroundSource",
     "CrossbarNode",
+    "CutSource",
     "DriverConfig",
     "ExternalSource",
     "HardwareConfig",
     "NeuronConfig",
+    "PartitionedConfig",
     "PopulationMap",
+    "PopulationSlice",
     "ProjectionMap",
+    "ProjectionPiece",
     "Readout",
     "SynapseRow",
 ]
@@ -290,6 +294,90 @@ class HardwareConfig(_Cfg):
             f"synapses {syn}, drivers {len(self.drivers)}, crossbar nodes {len(self.crossbar)}, "
             f"external labels {sum(len(e.labels) for e in self.external)} on channels {channels}, "
             f"recorded {sum(n.recorded for n in self.neurons)}"
+        )
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+# -- several chips, or one chip several times (docs/bss2.md, "Partitioned and multi-chip execution") -------------
+
+
+class PopulationSlice(_Cfg):
+    """Neurons ``start .. stop - 1`` of ``population``, placed in partition ``part`` as population ``name``."""
+
+    population: str
+    start: int = Field(ge=0)
+    stop: int = Field(ge=1)
+    part: int = Field(ge=0)
+    name: str
+
+
+class ProjectionPiece(_Cfg):
+    """The block ``weight[rows[0]:rows[1], cols[0]:cols[1]]`` of ``projection``, realised in partition ``part``
+    as the projection ``key`` from ``source`` (a stand-in input where ``cut``) to ``target``."""
+
+    projection: str
+    part: int = Field(ge=0)
+    key: str
+    source: str
+    target: str
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    synapses: int = Field(ge=0)
+    cut: bool
+
+
+class CutSource(_Cfg):
+    """A cut: the spikes of slice ``name`` (neurons ``start .. stop - 1`` of ``population``), recorded in
+    partition ``source_part``, are the input population ``name`` of partition ``target_part``."""
+
+    name: str
+    population: str
+    start: int = Field(ge=0)
+    stop: int = Field(ge=1)
+    source_part: int = Field(ge=0)
+    target_part: int = Field(ge=0)
+    projections: tuple[str, ...]
+    synapses: int = Field(ge=0)
+
+
+class PartitionedConfig(_Cfg):
+    """A network run in several partitions: one ``HardwareConfig`` per partition and the cut table.
+
+    ``mode="sequential"``: one chip runs the partitions one after another, each partition's recorded
+    spikes replayed as input spikes of the later ones; ``"multi-chip"``: partition ``i`` on chip ``i``,
+    cut spikes delivered ``inter_chip_latency`` model seconds later. ``slices`` says where every neuron
+    went, ``pieces`` where every block of every projection went, ``cuts`` which spikes cross partitions.
+    """
+
+    config_version: Literal[1] = CONFIG_VERSION
+    network: str
+    mode: Literal["sequential", "multi-chip"]
+    chips: int = Field(ge=1)
+    inter_chip_latency: float = Field(ge=0)
+    slices: tuple[PopulationSlice, ...]
+    pieces: tuple[ProjectionPiece, ...]
+    cuts: tuple[CutSource, ...]
+    parts: tuple[HardwareConfig, ...]
+
+    def save(self, path: str | Path) -> None:
+        """Write the configurations and the cut table as JSON."""
+        Path(path).write_text(self.model_dump_json(indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> PartitionedConfig:
+        """Read what :meth:`save` wrote."""
+        return cls.model_validate_json(Path(path).read_text())
+
+    def text(self) -> str:
+        """One line: partitions, their circuits, the cuts (what the graph printer shows)."""
+        used = "+".join(str(sum(n.width for n in p.neurons)) for p in self.parts)
+        where = "one chip, one after another" if self.mode == "sequential" else f"{self.chips} chips"
+        return (
+            f"PartitionedConfig v{self.config_version} for @{self.network}: {len(self.parts)} partitions on {where}, "
+            f"circuits {used}, {len(self.cuts)} cut source(s) carrying "
+            f"{sum(c.synapses for c in self.cuts)} synapses"
         )
 
     def __str__(self) -> str:

@@ -3,7 +3,9 @@
 ``format_report(result)`` is what ``snncomp compile --target bss2`` prints; ``placement_dot(result)``
 draws the chip as Graphviz: one box per event-output block and hemisphere with the neurons placed
 there, one node per PADI bus with its rows in use, and an arrow from each block to every bus its
-neurons' spikes are routed to.
+neurons' spikes are routed to. A network lowered in several partitions (a ``PartitionedConfig``) gets
+one report per partition and the cut table, and one cluster per partition in the picture, with an
+arrow per cut.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pydantic import BaseModel, ConfigDict
 
 from ._annotations import ranges
 from .check import _events
-from .config import HardwareConfig
+from .config import HardwareConfig, PartitionedConfig
 
 __all__ = [
     "BusUsage",
     "ResourceReport",
     "config_of",
     "format_report",
+    "partition_report",
     "placement_dot",
     "placement_dot_lines",
     "resource_report",
@@ -197,13 +200,14 @@ def resource_report(config: HardwareConfig) -> ResourceReport:
     )
 
 
-def config_of(source: Any) -> HardwareConfig:
-    """The ``HardwareConfig`` of a compile result, a graph, an ``Executable`` (``.lowered``) or itself."""
+def config_of(source: Any) -> HardwareConfig | PartitionedConfig:
+    """The configuration of a compile result, a graph, an ``Executable`` (``.lowered``) or itself: a
+    ``HardwareConfig``, or a ``PartitionedConfig`` where the network was lowered in several partitions."""
     import networkx as nx
 
     from ...errors import TargetError
 
-    if isinstance(source, HardwareConfig):
+    if isinstance(source, HardwareConfig | PartitionedConfig):
         return source
     lowered = getattr(source, "lowered", None)
     if lowered is not None:
@@ -212,15 +216,48 @@ def config_of(source: Any) -> HardwareConfig:
     if isinstance(g, nx.Graph):
         return config_of(g)
     if isinstance(g, dict):
-        cfg = g.get("ann", {}).get("hardware_config")
-        if isinstance(cfg, HardwareConfig):
+        ann = g.get("ann", {})
+        cfg = ann.get("partitioned") or ann.get("hardware_config")
+        if isinstance(cfg, HardwareConfig | PartitionedConfig):
             return cfg
     raise TargetError(f"no BrainScaleS-2 hardware configuration in {type(source).__name__}; run the bss2 pipeline")
 
 
 def format_report(source: Any) -> str:
-    """The resource report of a bss2 compile result (``CompileResult``, graph or ``HardwareConfig``) as text."""
-    return resource_report(config_of(source)).table()
+    """The resource report of a bss2 compile result (``CompileResult``, graph or configuration) as text."""
+    config = config_of(source)
+    if isinstance(config, PartitionedConfig):
+        return partition_report(config)
+    return resource_report(config).table()
+
+
+def partition_report(config: PartitionedConfig, cut_spikes: dict[tuple[str, int], int] | None = None) -> str:
+    """The partitions (their populations and resource tables) and the cut projections, with the spikes that
+    crossed each cut where ``cut_spikes`` (``PartitionedExecutable.cut_spikes``) gives them."""
+    mode = (
+        "one chip, one after another"
+        if config.mode == "sequential"
+        else (f"{config.chips} chips, inter-chip latency {config.inter_chip_latency:g} s (model)")
+    )
+    lines = [f"BrainScaleS-2 partitions for @{config.network}: {len(config.parts)} on {mode}"]
+    for i, part in enumerate(config.parts):
+        pops = ", ".join(
+            s.population if s.name == s.population else f"{s.population}[{s.start}-{s.stop - 1}] as {s.name}"
+            for s in config.slices
+            if s.part == i
+        )
+        lines.append(f"-- partition {i}: {pops}")
+        lines.extend(f"   {line}" for line in resource_report(part).table().splitlines())
+    lines.append("cut projections (source slice: recorded in -> replayed in):")
+    for c in config.cuts:
+        spikes = "" if cut_spikes is None else f", {cut_spikes.get((c.name, c.target_part), 0)} spikes in the last run"
+        lines.append(
+            f"   {c.name} = {c.population}[{c.start}-{c.stop - 1}]: partition {c.source_part} -> {c.target_part}; "
+            f"{c.synapses} synapses of {', '.join(c.projections)}{spikes}"
+        )
+    if not config.cuts:
+        lines.append("   (none)")
+    return "\n".join(lines)
 
 
 def placement_dot(source: Any) -> str:
@@ -244,9 +281,12 @@ def _cell_text(pop: str, idx: list[int]) -> str:
 def placement_dot_lines(source: Any, prefix: str = "chip_") -> list[str]:
     """The chip picture as Graphviz statements (clusters and edges) to splice into another digraph.
 
-    Node ids start with ``prefix`` so they cannot collide with population nodes of the graph dump.
+    Node ids start with ``prefix`` so they cannot collide with population nodes of the graph dump. A
+    partitioned network is drawn as one cluster per partition (its chip inside), with an arrow per cut.
     """
     config = config_of(source)
+    if isinstance(config, PartitionedConfig):
+        return _partition_dot_lines(config, prefix)
     chip = config.chip
     H, B, cpe = chip.hemispheres, chip.buses_per_hemisphere, chip.columns_per_event_output
     report = resource_report(config)
@@ -292,4 +332,21 @@ def placement_dot_lines(source: Any, prefix: str = "chip_") -> list[str]:
         {n.input - chip.event_outputs for n in config.crossbar if 0 <= n.input - chip.event_outputs < n_fpga}
     ):
         lines.append(f'  "{prefix}fpga{s}" [shape=cds, label="FPGA channel {s}"];')
+    return lines
+
+
+def _partition_dot_lines(config: PartitionedConfig, prefix: str) -> list[str]:
+    lines: list[str] = []
+    for i, part in enumerate(config.parts):
+        pops = ", ".join(s.name for s in config.slices if s.part == i)
+        lines.append(f'  subgraph "cluster_{prefix}part{i}" {{')
+        lines.append(f'    label="partition {i}: {pops}";')
+        lines.append(f'    "{prefix}part{i}" [shape=note, label="partition {i}"];')
+        lines.extend(f"  {line}" for line in placement_dot_lines(part, f"{prefix}p{i}_"))
+        lines.append("  }")
+    for c in config.cuts:
+        lines.append(
+            f'  "{prefix}part{c.source_part}" -> "{prefix}part{c.target_part}" '
+            f'[label="{c.name} ({c.synapses} synapses)", style=dashed];'
+        )
     return lines

@@ -128,6 +128,8 @@ class Place(Pass):
     max_circuits_per_neuron: int = 4
 
     def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
+        if graph.graph["ann"].get("partitioned") is not None:
+            return graph.copy()  # several partitions: the 'partition' pass lowered each on its own
         g = graph.copy()
         chip = chip_of(g, ctx.options)
         problem = Problem.from_graph(g, chip)

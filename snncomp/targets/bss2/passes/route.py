@@ -72,6 +72,8 @@ class Route(Pass):
     ensures = ("routing", "hardware-config")
 
     def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
+        if graph.graph["ann"].get("partitioned") is not None:
+            return graph.copy()  # several partitions: the 'partition' pass lowered each on its own
         g = graph.copy()
         chip = chip_of(g, ctx.options)
         problem = Problem.from_graph(g, chip)
