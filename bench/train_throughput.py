@@ -376,7 +376,9 @@ def _alternate(timers: dict[str, Any], rounds: int, calls: int) -> dict[str, lis
 # --------------------------------------------------------------------------- snncomp side
 
 
-def _compile(problem: dict[str, np.ndarray], adjoint: str = "eventprop", dtype: str | None = None) -> Any:
+def _compile(
+    problem: dict[str, np.ndarray], adjoint: str = "eventprop", dtype: str | None = None, early_stop: bool = False
+) -> Any:
     """The example's network in snncomp's DSL, compiled for the jax target."""
     import snncomp
 
@@ -390,7 +392,9 @@ def _compile(problem: dict[str, np.ndarray], adjoint: str = "eventprop", dtype: 
     if "w3" in problem:
         net.connect(h, h, weight=problem["w3"], delay=0.0)
     net.connect(h, o, weight=problem["w2"])
-    options = {"dtype": dtype} if dtype else {}
+    options: dict[str, Any] = {"dtype": dtype} if dtype else {}
+    if early_stop:  # the loss reads only the outputs' first spikes
+        options["early_stop"] = "lif2"
     return snncomp.compile(net.build(), target="jax", t_max=t_max, adjoint=adjoint, **options)
 
 
@@ -433,7 +437,9 @@ def _inputs(problem: dict[str, np.ndarray], dtype: Any = None) -> tuple[dict, An
     return inputs, jnp.asarray(problem["targets"], dtype)
 
 
-def snncomp_setup(problem: dict[str, np.ndarray], adjoint: str, user_loop: bool = False) -> dict[str, Any]:
+def snncomp_setup(
+    problem: dict[str, np.ndarray], adjoint: str, user_loop: bool = False, early_stop: bool = False
+) -> dict[str, Any]:
     """snncomp's steps on ``problem``, compiled and called once; results at the initial weights.
 
     ``timers``: ``{"args", "const", "user", "forward"}`` -> ``fn(n)``, the median seconds of ``n`` calls
@@ -444,7 +450,7 @@ def snncomp_setup(problem: dict[str, np.ndarray], adjoint: str, user_loop: bool 
     import optax
 
     tau_mem, tau_syn, _ = _constants(str(problem["kind"]))
-    exe = _compile(problem, adjoint)
+    exe = _compile(problem, adjoint, early_stop=early_stop)
     inputs, targets = _inputs(problem)
     loss = _example_loss(exe, tau_mem)
     opt = example_optimizer(tau_syn)
@@ -627,8 +633,10 @@ def recurrent(batch: int, rounds: int, calls: int, python: str | None) -> None:
             exact = dict(problem, slots=np.array([REC_EXACT_HIDDEN, REC_EXACT_OUTPUT]))
             peers["exact"] = JaxsnnPeer(exact, python)
         ours = snncomp_setup(problem, "eventprop")
+        stop = snncomp_setup(problem, "eventprop", early_stop=True)
         f64 = _float64(problem)
         timers = {f"snncomp:{k}": fn for k, fn in ours["timers"].items()}
+        timers.update({f"stop:{k}": fn for k, fn in stop["timers"].items() if k in ("args", "forward")})
         for key, peer in peers.items():
             timers[f"{key}:step"] = partial(peer.time, "step")
             timers[f"{key}:forward"] = partial(peer.time, "forward")
@@ -641,14 +649,22 @@ def recurrent(batch: int, rounds: int, calls: int, python: str | None) -> None:
     _header()
     row("snncomp eventprop", t["snncomp:args"], t["snncomp:forward"], ours["first"]["args"])
     row("snncomp eventprop, inputs constant", t["snncomp:const"], t["snncomp:forward"], ours["first"]["const"])
+    row("snncomp eventprop, early_stop='lif2'", t["stop:args"], t["stop:forward"], stop["first"]["args"])
     for key, r in theirs.items():
         row(f"jaxsnn 0.3.0, {labels[key]}", t[f"{key}:step"], t[f"{key}:forward"], r["compile_s"])
     print("ratio snncomp/jaxsnn (samples/s), per round:")
     for key in theirs:
         print(
             f"  jaxsnn with {labels[key]}: step {_ratio(t[f'{key}:step'], t['snncomp:args'])}, "
-            f"forward {_ratio(t[f'{key}:forward'], t['snncomp:forward'])}"
+            f"forward {_ratio(t[f'{key}:forward'], t['snncomp:forward'])}; with early_stop: step "
+            f"{_ratio(t[f'{key}:step'], t['stop:args'])}, forward {_ratio(t[f'{key}:forward'], t['stop:forward'])}"
         )
+    print(
+        f"early_stop: output first spikes vs the full run: {_times_agreement(stop['first_times'], ours['first_times'])}"
+        f"; hidden spikes simulated per sample "
+        f"{_spread(stop['counts']['lif1'])} (full run {_spread(ours['counts']['lif1'])}); loss "
+        f"{stop['loss']:.6f} vs {ours['loss']:.6f}"
+    )
 
     hidden = ours["counts"]["lif1"]
     print(

@@ -40,6 +40,7 @@ from ...runtime import (
     raise_input_error,
     warn_if_inputs_beyond_window,
 )
+from ._batch import BATCH_AXIS
 
 __all__ = ["JaxExecutable", "compile_jax"]
 
@@ -177,7 +178,7 @@ class JaxExecutable(Executable):
             inputs = {k: (ts[k], ns[k]) for k in ts}
             return self._program(params, inputs, t_max, grid, trace_populations, inputs_sorted)
 
-        out = jax.vmap(one)(times, neurons)
+        out = jax.vmap(one, axis_name=BATCH_AXIS)(times, neurons)
 
         def shaped(x: Array) -> Array:
             return jnp.reshape(x, batch_shape + x.shape[1:])

@@ -39,6 +39,7 @@ from jax import lax
 from jaxtyping import Array
 
 from ...ir import SPIKING_KINDS
+from ._batch import batch_any
 from ._dynamics import NeuronParams, evolve
 from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
 from ._queue_adjoint import queue_backward
@@ -58,10 +59,11 @@ def _first_max(x: Array) -> Array:
     return jnp.minimum(j, x.shape[0] - 1)
 
 
-# Iterations per test of the loop's condition. Under ``vmap`` the condition is per sample, and every
-# test selects each carried array (spike logs included) between its old and new value for the whole
-# batch; an iteration of a finished sample changes nothing, so ``_CHUNK`` iterations run between tests
-# (a fixed trip count: no select) and at most ``_CHUNK - 1`` of them are wasted at the end.
+# Iterations per test of the loop's condition. Where the batch axis is not named (``_batch``) the condition
+# is per sample, and every test selects each carried array (spike logs included) between its old and new
+# value for the whole batch; an iteration of a finished sample changes nothing, so ``_CHUNK`` iterations
+# run between tests (a fixed trip count: no select) and at most ``_CHUNK - 1`` of them are wasted at the
+# end. Under the named axis the condition is the batch's, with no select; chunks of 4 measured no faster.
 _CHUNK = 8
 
 # Writes into a spike log of at most this many slots are one-hot selects (vectorized, fused with the
@@ -224,7 +226,8 @@ class EventQueueStage(AbstractStage):
         limit = self.max_iterations(n_ext)
 
         def cond(st: dict) -> Array:
-            return (~st["done"]) & (st["it"] < limit)
+            # Under the executable's named batch axis the whole batch agrees (no per-sample select).
+            return batch_any((~st["done"]) & (st["it"] < limit))
 
         iota_n = jnp.arange(n)
         iota_buf = {k: jnp.arange(p.buffer) for k, p in enumerate(spiking_pops)}
