@@ -70,7 +70,7 @@ from ._recording import overflowed as overflowed
 from ._recording import raise_if_overflowed as raise_if_overflowed
 from ._spikes import Populations, Spikes
 from ._spikes import _default_float as _default_float
-from ._spikes import _is_tracer as _is_tracer
+from ._spikes import is_tracer as is_tracer
 from ._spikes import population_problem as population_problem
 
 # Compiled programs persist across processes (docs/performance.md, "First calls"): set before any compile

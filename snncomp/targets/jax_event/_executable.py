@@ -26,13 +26,13 @@ from ...runtime import (
     Report,
     Spikes,
     Trace,
-    _is_tracer,
     check_compile_options,
     check_inputs,
     check_params,
     check_run_options,
     check_t_max,
     checked_in_jit,
+    is_tracer,
     network_resources,
     overflowed,
     population_problem,
@@ -88,7 +88,7 @@ class JaxExecutable(Executable):
         why = "v_leak + bias must stay below v_threshold with a synaptic current (tau_syn > 0): the neuron would fire "
         for name, limit in self._bias_limits.items():
             b = biases[name]
-            if _is_tracer(b):
+            if is_tracer(b):
                 lim = jnp.asarray(limit, b.dtype)
                 biases[name] = checked_in_jit(
                     b,
@@ -219,7 +219,7 @@ class JaxExecutable(Executable):
         if is_sorted:
             warn_if_inputs_beyond_window(times, neurons, t_max_val)
         grid, pops = self._check_trace(trace_times, trace_populations, dtype)
-        t_arg = t_max_val if _is_tracer(t_max_val) else np.asarray(t_max_val, dtype)
+        t_arg = t_max_val if is_tracer(t_max_val) else np.asarray(t_max_val, dtype)
 
         def simulate() -> tuple[Recording, Array]:
             return self._jitted(
@@ -275,7 +275,7 @@ class JaxExecutable(Executable):
         grid = jnp.asarray(trace_times, dtype)
         if grid.ndim != 1:
             raise InputError(f"trace_times must be a 1-D array of times, got shape {list(grid.shape)}")
-        if not _is_tracer(trace_times):
+        if not is_tracer(trace_times):
             # The host value, not ``grid``: inside ``jit`` even a constant grid is traced.
             g = np.asarray(trace_times, dtype)
             if not np.all(np.isfinite(g)) or np.any(g < 0):

@@ -42,12 +42,12 @@ from ....runtime import (
     Populations,
     Recording,
     Spikes,
-    _is_tracer,
     as_network,
     check_inputs,
     check_params,
     check_run_options,
     check_t_max,
+    is_tracer,
     overflowed,
     raise_input_error,
     warn_if_inputs_beyond_window,
@@ -256,7 +256,7 @@ class MockExecutable(Executable):
         check_run_options(on_overflow, dtype)
         t_max_val = check_t_max(t_max, self._t_max)
         checked = check_params(params, self._params, dtype)
-        traced = any(_is_tracer(v) for v in jax.tree_util.tree_leaves(checked))
+        traced = any(is_tracer(v) for v in jax.tree_util.tree_leaves(checked))
         saturated = lost = 0
         if params is None:
             self._placements.first()
@@ -273,7 +273,7 @@ class MockExecutable(Executable):
         if host_checked:
             warn_if_inputs_beyond_window(times, neurons, t_max_val)
         n_samples = int(np.prod(batch_shape)) if batch_shape else 1
-        t_arg = t_max_val if _is_tracer(t_max_val) else self._constants.t_max(t_max_val, dtype)
+        t_arg = t_max_val if is_tracer(t_max_val) else self._constants.t_max(t_max_val, dtype)
         engine = cur.engine_for(t_max_val, dtype, self._options.engine)
         # The layer-parallel engine's cost grows with the padded event count: pad less.
         min_events = 8 if engine == "layered" else 64
@@ -300,7 +300,7 @@ class MockExecutable(Executable):
         health = health.plus_requantization(saturated, lost)
         if not host_checked:
             raise_input_error(n_bad)
-        if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
+        if not any(is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
             self._health = health
         auto_pops = self._placements.auto_pops
         grew = [] if self._growing else overflowed(rec, auto_pops)
