@@ -21,6 +21,7 @@ from ...errors import BufferGrowthWarning, BufferOverflowError, InputError, Targ
 from ...ir import Network
 from ...runtime import (
     Executable,
+    Params,
     Populations,
     Recording,
     Report,
@@ -49,7 +50,7 @@ class JaxExecutable(Executable):
 
     target = "jax"
 
-    def __init__(self, program: Any, params: dict, result: Any, options: dict[str, Any], seconds: float):
+    def __init__(self, program: Any, params: Params, result: Any, options: dict[str, Any], seconds: float):
         self._program = program
         self._params = params
         self._result = result
@@ -82,7 +83,7 @@ class JaxExecutable(Executable):
                 out[name] = np.broadcast_to(np.asarray(nrn.theta + nrn.bias, np.float64), (p.size,))
         return out
 
-    def _checked_biases(self, params: dict) -> dict:
+    def _checked_biases(self, params: Params) -> Params:
         """``params`` with its biases checked against :meth:`_bias_limits_of` (on the host, or inside jit)."""
         biases = dict(params.get("bias", {}))
         why = "v_leak + bias must stay below v_threshold with a synaptic current (tau_syn > 0): the neuron would fire "
@@ -101,7 +102,7 @@ class JaxExecutable(Executable):
                     f"params['bias']['{name}']: {why}without input; neuron {k} has bias {float(np.asarray(b)[k])!r} "
                     f">= {float(limit[k])!r}"
                 )
-        return {**params, "bias": biases} if biases else params
+        return params.replace(bias=biases) if biases else params
 
     @staticmethod
     def _auto_sized(result: Any) -> dict[str, int]:
@@ -142,7 +143,7 @@ class JaxExecutable(Executable):
 
     # -- properties -----------------------------------------------------------
     @property
-    def params(self) -> dict[str, dict[str, Array]]:
+    def params(self) -> Params:
         return self._params
 
     @property
@@ -162,7 +163,7 @@ class JaxExecutable(Executable):
     # -- running --------------------------------------------------------------
     def _batched(
         self,
-        params: dict,
+        params: Params,
         times: dict,
         neurons: dict,
         t_max: Array,
@@ -196,7 +197,7 @@ class JaxExecutable(Executable):
     def run(
         self,
         inputs: Mapping[str, Spikes],
-        params: Any = None,
+        params: Params | Mapping[str, Any] | None = None,
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",

@@ -39,6 +39,7 @@ from ....errors import TargetError
 from ....ir import Network
 from ....runtime import (
     Executable,
+    Params,
     Populations,
     Recording,
     Spikes,
@@ -148,7 +149,7 @@ class MockExecutable(Executable):
 
     # -- properties ----------------------------------------------------------------------------------------------
     @property
-    def params(self) -> dict[str, dict[str, Array]]:
+    def params(self) -> Params:
         return self._params
 
     @property
@@ -185,7 +186,7 @@ class MockExecutable(Executable):
         """Health counters of the last run with concrete values (``None`` before the first)."""
         return self._health
 
-    def hardware_config(self, params: Any = None) -> HardwareConfig:
+    def hardware_config(self, params: Params | Mapping[str, Any] | None = None) -> HardwareConfig:
         """The configuration with ``params`` re-quantized into its synapses (``None``: the current one)."""
         cur = self._current
         if params is None:
@@ -208,7 +209,7 @@ class MockExecutable(Executable):
     def _post_impl(
         self,
         res: BatchResult,
-        params: dict,
+        params: Params,
         times: dict,
         neurons: dict,
         t_max: Array,
@@ -241,7 +242,7 @@ class MockExecutable(Executable):
     def run_with_health(
         self,
         inputs: Mapping[str, Spikes],
-        params: Any = None,
+        params: Params | Mapping[str, Any] | None = None,
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
@@ -339,7 +340,7 @@ class MockExecutable(Executable):
     def run(
         self,
         inputs: Mapping[str, Spikes],
-        params: Any = None,
+        params: Params | Mapping[str, Any] | None = None,
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
@@ -375,7 +376,7 @@ class MockExecutable(Executable):
 
     def apply(
         self,
-        params: Any,
+        params: Params | Mapping[str, Any] | None,
         inputs: Mapping[str, Spikes],
         key: Any = None,
         *,
