@@ -26,6 +26,7 @@ _LAZY = {
     "Spikes": ("snncomp.runtime", "Spikes"),
     "Recording": ("snncomp.runtime", "Recording"),
     "Executable": ("snncomp.runtime", "Executable"),
+    "Params": ("snncomp.runtime", "Params"),
     "pipeline": ("snncomp.passes", "pipeline"),
     "passes": ("snncomp.passes", None),
     # Submodules, so that `import snncomp; snncomp.train.fit(...)` works without importing them first.
@@ -57,6 +58,7 @@ __all__ = [
     "IRError",
     "InputError",
     "Network",
+    "Params",
     "PassError",
     "PipelineError",
     "Population",

@@ -15,6 +15,7 @@ __all__ = [
     "DSLError",
     "Diagnostic",
     "IRError",
+    "InitializerError",
     "InputError",
     "InputWarning",
     "PassError",
@@ -58,6 +59,14 @@ class IRError(SnnCompError, ValueError):
 
 class DSLError(SnnCompError, ValueError):
     """A DSL call was misused; the message points at the user's line."""
+
+
+class InitializerError(SnnCompError, TypeError):
+    """A weight initializer (``snncomp.init``) was called with arguments of the wrong kind (no seed or key).
+
+    Also a ``TypeError``, as Python raises for a bad call; a bad value (``uniform`` with ``high <= low``)
+    raises :class:`DSLError`.
+    """
 
 
 class PassError(SnnCompError):

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .errors import DSLError, InitializerError
+
 __all__ = [
     "Constant",
     "Initializer",
@@ -39,11 +41,13 @@ def _key(seed: int | None, key: Any) -> Any:
     import jax
 
     if (seed is None) == (key is None):
-        raise TypeError("pass exactly one of seed=<int> or key=<jax PRNG key>; snncomp never draws an implicit seed")
+        raise InitializerError(
+            "pass exactly one of seed=<int> or key=<jax PRNG key>; snncomp never draws an implicit seed"
+        )
     if key is not None:
         return key
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        raise InitializerError(f"seed must be an int, got {type(seed).__name__}")
     return jax.random.key(int(seed))
 
 
@@ -123,7 +127,7 @@ def uniform(low: float = -1.0, high: float = 1.0, *, seed: int | None = None, ke
     """Uniform weights in ``[low, high)``; give ``seed`` or ``key``."""
     _key(seed, key)
     if not high > low:
-        raise ValueError(f"uniform: need high > low, got low={low}, high={high}")
+        raise DSLError(f"uniform: need high > low, got low={low}, high={high}")
     return Uniform(float(low), float(high), seed, key)
 
 

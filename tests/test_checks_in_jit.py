@@ -173,7 +173,7 @@ def test_users_optax_loop_stops_at_a_negative_delay() -> None:
     @jax.jit
     def step(p: dict, s: object) -> tuple[dict, object]:
         grads = jax.grad(lambda p: _loss(exe.apply(p, inputs)))(p)
-        grads = {**grads, "delay": {k: jnp.ones_like(v) for k, v in grads["delay"].items()}}
+        grads = grads.replace(delay={k: jnp.ones_like(v) for k, v in grads["delay"].items()})
         updates, s = opt.update(grads, s, p)
         return optax.apply_updates(p, updates), s
 

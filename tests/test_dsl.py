@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import snncomp
-from snncomp import DSLError
+from snncomp import DSLError, SnnCompError
+from snncomp.errors import InitializerError
 
 
 def _line() -> int:
@@ -51,13 +52,27 @@ def test_initializer_statistics() -> None:
 
 
 def test_initializer_requires_explicit_randomness() -> None:
-    with pytest.raises(TypeError, match="exactly one of seed"):
+    with pytest.raises(InitializerError, match="exactly one of seed"):
         snncomp.init.normal()
     import jax
 
     w1 = snncomp.init.normal(key=jax.random.key(7))((3, 3))
     w2 = snncomp.init.normal(key=jax.random.key(7))((3, 3))
     assert np.array_equal(w1, w2)
+
+
+def test_initializer_errors_are_snncomp_errors() -> None:
+    # One except clause catches every snncomp error; the builtin stays for callers that catch it.
+    for call, builtin, match in (
+        (lambda: snncomp.init.uniform(), TypeError, "exactly one of seed"),
+        (lambda: snncomp.init.kaiming_normal(seed=1.5), TypeError, "seed must be an int, got float"),
+        (lambda: snncomp.init.uniform(2.0, 1.0, seed=0), ValueError, r"uniform: need high > low"),
+    ):
+        with pytest.raises(SnnCompError, match=match) as info:
+            call()
+        assert isinstance(info.value, builtin)
+    with pytest.raises(DSLError, match="high > low"):
+        snncomp.init.uniform(1.0, 1.0, seed=0)
 
 
 def test_scalar_weight_and_mask_and_delay() -> None:

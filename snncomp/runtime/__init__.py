@@ -35,7 +35,8 @@ Targets are looked up in a registry (:func:`register_target`), so other
 targets (``bss2-mock``) plug in without touching this package.
 
 The package holds the contract by responsibility: ``_spikes`` (``Spikes``, ``Populations``),
-``_recording`` (``Trace``, ``Recording``, ``Report``), ``_executable`` (the abstract ``Executable``),
+``_recording`` (``Trace``, ``Recording``, ``Report``), ``_params`` (``Params``, the parameters' PyTree),
+``_executable`` (the abstract ``Executable``),
 ``_checks`` (the checks every target shares) and ``_compile`` (``compile`` and the target shims).
 The submodules are private: import every name from ``snncomp.runtime``.
 """
@@ -64,13 +65,16 @@ from ._compile import TargetFactory as TargetFactory
 from ._compile import as_network as as_network
 from ._compile import compile, register_target, targets  # noqa: A004 - the contract's name
 from ._executable import Executable
+from ._params import GROUPS as GROUPS
+from ._params import Params
+from ._params import with_groups as with_groups
 from ._recording import Recording, Report, Trace
 from ._recording import network_resources as network_resources
 from ._recording import overflowed as overflowed
 from ._recording import raise_if_overflowed as raise_if_overflowed
 from ._spikes import Populations, Spikes
 from ._spikes import _default_float as _default_float
-from ._spikes import _is_tracer as _is_tracer
+from ._spikes import is_tracer as is_tracer
 from ._spikes import population_problem as population_problem
 
 # Compiled programs persist across processes (docs/performance.md, "First calls"): set before any compile
@@ -81,6 +85,7 @@ __all__ = [
     "BufferOverflowError",
     "Executable",
     "InputError",
+    "Params",
     "Populations",
     "Recording",
     "Report",

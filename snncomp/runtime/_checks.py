@@ -21,6 +21,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ..errors import InputError, InputWarning, TargetError
+from ._params import Params
 from ._spikes import Spikes, _default_float, _is_tracer
 
 
@@ -74,15 +75,19 @@ def check_t_max(t_max: Any, default: float | None) -> Any:
     return v
 
 
-def check_params(params: Any, reference: dict[str, dict[str, Array]], dtype: np.dtype) -> dict:
-    """``params`` with the structure and shapes of ``reference`` (an executable's ``params``), cast to ``dtype``."""
+def check_params(params: Params | Mapping[str, Any] | None, reference: Params, dtype: np.dtype) -> Params:
+    """``params`` (a :class:`Params` or a dict of that structure; ``None``: ``reference``) checked against
+    ``reference`` (an executable's ``params``: structure, shapes, values), as a ``Params`` cast to ``dtype``."""
     if params is None:
         return reference
     optional = {"bias"} & set(reference)
     if not isinstance(params, Mapping) or not ({"weight", "delay"} <= set(params) <= {"weight", "delay"} | optional):
-        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+        groups = sorted(params) if isinstance(params, Mapping) else type(params).__name__
         extra = " and optionally 'bias'" if optional else ""
-        raise InputError(f"params must be a dict with keys 'weight' and 'delay'{extra} (like exe.params), got {got}")
+        raise InputError(
+            f"params must be a dict with keys 'weight' and 'delay'{extra} (or a snncomp.Params, like exe.params), "
+            f"got {groups}"
+        )
     if optional and "bias" not in params:  # the compiled biases (params written before biases were parameters)
         params = {**params, "bias": reference["bias"]}
     out: dict[str, dict[str, Array]] = {}
@@ -114,7 +119,7 @@ def check_params(params: Any, reference: dict[str, dict[str, Array]], dtype: np.
                 i = tuple(int(k) for k in np.argwhere(~np.isfinite(v))[0])
                 raise InputError(f"{where}: weight {list(i)} is {float(v[i])!r}; weights must be finite")
             out[group][key] = jnp.asarray(value).astype(dtype)
-    return out
+    return Params(**out)
 
 
 def _param_problems(group: str, where: str) -> tuple[Callable[[Array], Array], list[str]]:

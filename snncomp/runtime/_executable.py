@@ -6,8 +6,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from jaxtyping import Array
-
+from ._params import Params
 from ._recording import Recording, Report
 from ._spikes import Spikes
 
@@ -21,8 +20,9 @@ class Executable(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def params(self) -> dict[str, dict[str, Array]]:
-        """Trainable parameters: ``{"weight": {edge_key: [src, tgt]}, "delay": {edge_key: scalar}}``."""
+    def params(self) -> Params:
+        """Trainable parameters, a :class:`Params`: ``weight`` (edge key -> ``[src, tgt]``), ``delay`` (edge key ->
+        scalar) and ``bias`` (population -> ``[n]``) where the target has biases."""
 
     @property
     @abc.abstractmethod
@@ -33,7 +33,7 @@ class Executable(abc.ABC):
     def run(
         self,
         inputs: Mapping[str, Spikes],
-        params: Any = None,
+        params: Params | Mapping[str, Any] | None = None,
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
@@ -42,11 +42,11 @@ class Executable(abc.ABC):
     ) -> Recording:
         """Simulate the network on ``inputs`` (one ``Spikes`` per input population, batch axes first).
 
-        ``params`` defaults to :attr:`params` (same structure); ``t_max`` overrides the compile-time
-        window; ``on_overflow="raise"`` raises :class:`BufferOverflowError` when a spike buffer was too
-        small (``"flag"``: only ``Recording.overflow`` says so); ``trace_times`` (``[G]`` seconds) with
-        ``trace_populations`` records membrane traces where the target can. A target may take more
-        keywords (``bss2-mock``: ``trial``, ``key``).
+        ``params`` (a :class:`Params` or a dict of its structure) defaults to :attr:`params`; ``t_max``
+        overrides the compile-time window; ``on_overflow="raise"`` raises :class:`BufferOverflowError` when a
+        spike buffer was too small (``"flag"``: only ``Recording.overflow`` says so); ``trace_times``
+        (``[G]`` seconds) with ``trace_populations`` records membrane traces where the target can. A target
+        may take more keywords (``bss2-mock``: ``trial``, ``key``).
         """
 
     @abc.abstractmethod
@@ -55,7 +55,7 @@ class Executable(abc.ABC):
 
     def apply(
         self,
-        params: Any,
+        params: Params | Mapping[str, Any] | None,
         inputs: Mapping[str, Spikes],
         key: Any = None,
         *,

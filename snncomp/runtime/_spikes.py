@@ -1,6 +1,6 @@
 """Spike trains and per-population results: ``Spikes``, ``Populations`` (and ``population_problem``).
 
-Also the two value helpers the whole runtime shares: ``_is_tracer`` and ``_default_float``.
+Also the two value helpers the whole runtime shares: ``is_tracer`` and ``_default_float``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from jaxtyping import Array, Float, Int
 from ..errors import InputError, PopulationError
 
 
-def _is_tracer(x: Any) -> bool:
+def is_tracer(x: Any) -> bool:
+    """Whether ``x`` is traced (inside ``jit``, ``grad``, ``vmap``): then its value is unknown on the host."""
     return isinstance(x, jax.core.Tracer)
+
+
+_is_tracer = is_tracer  # the runtime's own modules use the private name
 
 
 def _default_float() -> np.dtype:

@@ -23,7 +23,7 @@ from ._checks import _reported_checks
 from ._data import Data, Trainable, _n_samples, _place, _take, batch_sharding
 from ._evaluate import evaluate
 from ._progress import _Progress
-from ._step import _build_step, _restrict
+from ._step import _as_params, _build_step, _restrict
 
 
 @dataclass
@@ -82,7 +82,8 @@ def fit(
     in the range a chip can realise (:func:`clip_weights`). If ``exe.apply`` takes a ``key`` argument,
     each step passes a fresh PRNG key (a function of ``seed`` and the step), e.g. for noise-aware
     training or for new trial-to-trial noise at every step of hardware in the loop (``bss2-mock``),
-    and each epoch's evaluation its own key. Returns the :class:`History`, with the final ``params``.
+    and each epoch's evaluation its own key. Returns the :class:`History`, with the final ``params`` (a
+    :class:`~snncomp.runtime.Params` for an executable, whether ``params`` was given as one or as a dict).
     """
     if epochs < 0 or batch_size < 1:
         raise SnnCompError(f"fit: need epochs >= 0 and batch_size >= 1, got epochs={epochs}, batch_size={batch_size}")
@@ -96,7 +97,7 @@ def fit(
     if n < batch_size:
         raise SnnCompError(f"fit: batch_size={batch_size} is larger than the training set ({n} samples)")
     steps = n // batch_size
-    params = exe.params if params is None else params
+    params = _as_params(exe.params if params is None else params)
     opt_state = optimizer.init(params)
     history = History()
     start_epoch = 0

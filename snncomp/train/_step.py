@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -11,6 +11,7 @@ import numpy as np
 import optax
 
 from ..errors import SnnCompError
+from ..runtime import GROUPS, Params, with_groups
 from ._checks import _Checks, _reported_checks
 from ._data import Trainable, _takes_key
 
@@ -25,9 +26,9 @@ def clip_weights(bound: float) -> Callable[[Any], Any]:
         raise SnnCompError(f"clip_weights: bound must be a finite number > 0, got {bound!r}")
 
     def project(params: Any) -> Any:
-        if not (isinstance(params, dict) and "weight" in params):
+        if not (isinstance(params, dict | Params) and "weight" in params):
             return params
-        return {**params, "weight": jax.tree.map(lambda w: jnp.clip(w, -bound, bound), params["weight"])}
+        return with_groups(params, weight=jax.tree.map(lambda w: jnp.clip(w, -bound, bound), params["weight"]))
 
     return project
 
@@ -40,7 +41,8 @@ class TrainStep:
     ``step.overflowed`` says whether that batch overflowed a spike buffer (then its gradient saw a
     truncated recording: grow the buffers, ``exe.grow_buffers()``, rebuild the step and redo it);
     ``step.init(params)`` is the optimizer's initial state. ``key`` is used only where ``exe.apply``
-    draws noise (``step.stochastic``); pass a new one per step there.
+    draws noise (``step.stochastic``); pass a new one per step there. An executable's parameters may
+    be given as a :class:`~snncomp.runtime.Params` or a dict of its groups; they come back as a ``Params``.
     """
 
     def __init__(
@@ -55,7 +57,7 @@ class TrainStep:
 
     def init(self, params: Any) -> Any:
         """The optimizer state for ``params``."""
-        return self.optimizer.init(params)
+        return self.optimizer.init(_as_params(params))
 
     def __call__(
         self, params: Any, opt_state: Any, inputs: Any, targets: Any, key: jax.Array | None = None
@@ -65,11 +67,29 @@ class TrainStep:
                 self._default_key = jax.random.PRNGKey(0)
             key = self._default_key
         with _reported_checks("step"):
-            params, opt_state, value, acc, self.overflowed, code = self.jitted(params, opt_state, inputs, targets, key)
+            params, opt_state, value, acc, self.overflowed, code = self.jitted(
+                _as_params(params), opt_state, inputs, targets, key
+            )
         # Reading the code waits for the step; a check by host callback waited as well, and one jit call
         # per step leaves little host work to overlap (docs/performance.md, "The user's loop").
         self.checks.raise_if_failed("step", code)
         return params, opt_state, value, acc
+
+
+def _as_params(params: Any) -> Any:
+    """An executable's parameters as a :class:`~snncomp.runtime.Params`, a dict of its groups included;
+    any other PyTree (another ``Trainable``'s) unchanged.
+
+    Training normalises on the way in: an optimizer state made for a ``Params`` does not match a dict
+    (they are different PyTrees), and a user's loop mixes both (``{**params, "weight": ...}``).
+    """
+    if (
+        type(params) is dict
+        and {"weight", "delay"} <= set(params) <= set(GROUPS)
+        and all(isinstance(g, Mapping) for g in params.values())
+    ):
+        return Params(**params)
+    return params
 
 
 def make_step(
@@ -121,8 +141,8 @@ def _build_step(
         (value, (rec, code)), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, inputs, targets, key)
         updates, s = optimizer.update(grads, s, p)
         p = optax.apply_updates(p, updates)
-        if isinstance(p, dict) and "delay" in p:
-            p = {**p, "delay": jax.tree.map(lambda d: jnp.maximum(d, 0.0), p["delay"])}  # delays stay >= 0
+        if isinstance(p, dict | Params) and "delay" in p:
+            p = with_groups(p, delay=jax.tree.map(lambda d: jnp.maximum(d, 0.0), p["delay"]))  # delays stay >= 0
         if project is not None:
             p = project(p)
         acc = accuracy(rec, targets) if accuracy is not None else jnp.nan
@@ -144,7 +164,7 @@ def _restrict(
     optimizer: optax.GradientTransformation, params: Any, trainable: Sequence[str] | None, where: str = "fit"
 ) -> optax.GradientTransformation:
     """Apply ``optimizer`` to the trainable top-level groups only; the others get zero updates."""
-    if not isinstance(params, dict):
+    if not isinstance(params, dict | Params):
         if trainable is not None:
             raise SnnCompError(f"{where}(trainable=...) needs params that are a dict of groups (like exe.params)")
         return optimizer
@@ -154,5 +174,11 @@ def _restrict(
     unknown = sorted(set(trainable) - set(params))
     if unknown:
         raise SnnCompError(f"{where}(trainable=...): unknown parameter groups {unknown}; groups are {sorted(params)}")
-    labels = {k: ("train" if k in trainable else "freeze") for k in params}
+    chosen = set(trainable)
+
+    def labels(tree: Any) -> Any:
+        # One label per group, a prefix of the tree, built per call: the step may get a Params or a dict
+        # whatever ``params`` was (a Params prefix does not match a dict).
+        return with_groups(tree, **{k: ("train" if k in chosen else "freeze") for k in tree})
+
     return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)

@@ -33,14 +33,16 @@ def optimizer(config: YinYangConfig, learning_rate: Any, input_edge: str = Reado
     import jax
     import optax
 
+    from ...runtime import Params, with_groups
+
     r = float(config.input_repeat)
 
     def scale(updates: Any, params: Any = None) -> Any:
-        if not (isinstance(updates, dict) and "weight" in updates and input_edge in updates["weight"]):
+        if not (isinstance(updates, dict | Params) and "weight" in updates and input_edge in updates["weight"]):
             return updates
         weight = dict(updates["weight"])
         weight[input_edge] = jax.tree.map(lambda u: u / r, weight[input_edge])
-        return {**updates, "weight": weight}
+        return with_groups(updates, weight=weight)
 
     return optax.adam(learning_rate) if r == 1 else optax.chain(optax.adam(learning_rate), optax.stateless(scale))
 

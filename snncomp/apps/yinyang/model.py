@@ -126,11 +126,13 @@ def _gain_noise(params: Any, key: Any, std: float) -> Any:
     import jax
     import jax.numpy as jnp
 
+    from ...runtime import with_groups
+
     weight = {}
     for i, (k, w) in enumerate(sorted(params["weight"].items())):
         exc, inh = jax.random.normal(jax.random.fold_in(key, i), (2, w.shape[-1]), w.dtype)
         weight[k] = w * jnp.where(w > 0, 1 + std * exc, 1 + std * inh)
-    return {**params, "weight": weight}
+    return with_groups(params, weight=weight)
 
 
 def _software_quantization(exe: Any, config: YinYangConfig) -> float | None:
@@ -143,11 +145,13 @@ def fake_quantize(params: Any, scale: float) -> Any:
     import jax
     import jax.numpy as jnp
 
+    from ...runtime import with_groups
+
     def q(w: Any) -> Any:
         x = w * scale
         return w + jax.lax.stop_gradient(jnp.sign(x) * jnp.floor(jnp.abs(x) + 0.5) / scale - w)  # halves away from 0
 
-    return {**params, "weight": jax.tree.map(q, params["weight"])}
+    return with_groups(params, weight=jax.tree.map(q, params["weight"]))
 
 
 # -- targets ---------------------------------------------------------------------------------------

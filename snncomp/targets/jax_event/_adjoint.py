@@ -20,6 +20,7 @@ Two interchangeable adjoints (as diffrax offers several), chosen with
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -221,7 +222,7 @@ def _program_backward(
 
 def replay(
     program: Any,
-    params: dict,
+    params: Mapping[str, Any],
     inputs: dict[str, tuple[Array, Array]],
     spikes: dict[str, tuple[Array, Array]],
     t_max: Array,
@@ -292,4 +293,5 @@ def replay(
         return grads, d_times, None
 
     run.defvjp(fwd, bwd)
-    return run(params, in_times, fixed)
+    # As a dict whatever the caller gave (a Params): the backward rule builds its cotangent as one.
+    return run(dict(params), in_times, fixed)

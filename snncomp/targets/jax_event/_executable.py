@@ -21,18 +21,19 @@ from ...errors import BufferGrowthWarning, BufferOverflowError, InputError, Targ
 from ...ir import Network
 from ...runtime import (
     Executable,
+    Params,
     Populations,
     Recording,
     Report,
     Spikes,
     Trace,
-    _is_tracer,
     check_compile_options,
     check_inputs,
     check_params,
     check_run_options,
     check_t_max,
     checked_in_jit,
+    is_tracer,
     network_resources,
     overflowed,
     population_problem,
@@ -50,7 +51,7 @@ class JaxExecutable(Executable):
 
     target = "jax"
 
-    def __init__(self, program: Any, params: dict, result: Any, options: dict[str, Any], seconds: float):
+    def __init__(self, program: Any, params: Params, result: Any, options: dict[str, Any], seconds: float):
         self._program = program
         self._params = params
         self._result = result
@@ -83,13 +84,13 @@ class JaxExecutable(Executable):
                 out[name] = np.broadcast_to(np.asarray(nrn.theta + nrn.bias, np.float64), (p.size,))
         return out
 
-    def _checked_biases(self, params: dict) -> dict:
+    def _checked_biases(self, params: Params) -> Params:
         """``params`` with its biases checked against :meth:`_bias_limits_of` (on the host, or inside jit)."""
         biases = dict(params.get("bias", {}))
         why = "v_leak + bias must stay below v_threshold with a synaptic current (tau_syn > 0): the neuron would fire "
         for name, limit in self._bias_limits.items():
             b = biases[name]
-            if _is_tracer(b):
+            if is_tracer(b):
                 lim = jnp.asarray(limit, b.dtype)
                 biases[name] = checked_in_jit(
                     b,
@@ -102,7 +103,7 @@ class JaxExecutable(Executable):
                     f"params['bias']['{name}']: {why}without input; neuron {k} has bias {float(np.asarray(b)[k])!r} "
                     f">= {float(limit[k])!r}"
                 )
-        return {**params, "bias": biases} if biases else params
+        return params.replace(bias=biases) if biases else params
 
     @staticmethod
     def _auto_sized(result: Any) -> dict[str, int]:
@@ -143,7 +144,7 @@ class JaxExecutable(Executable):
 
     # -- properties -----------------------------------------------------------
     @property
-    def params(self) -> dict[str, dict[str, Array]]:
+    def params(self) -> Params:
         return self._params
 
     @property
@@ -163,7 +164,7 @@ class JaxExecutable(Executable):
     # -- running --------------------------------------------------------------
     def _batched(
         self,
-        params: dict,
+        params: Params,
         times: dict,
         neurons: dict,
         t_max: Array,
@@ -197,7 +198,7 @@ class JaxExecutable(Executable):
     def run(
         self,
         inputs: Mapping[str, Spikes],
-        params: Any = None,
+        params: Params | Mapping[str, Any] | None = None,
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
@@ -220,7 +221,7 @@ class JaxExecutable(Executable):
         if is_sorted:
             warn_if_inputs_beyond_window(times, neurons, t_max_val)
         grid, pops = self._check_trace(trace_times, trace_populations, dtype)
-        t_arg = t_max_val if _is_tracer(t_max_val) else np.asarray(t_max_val, dtype)
+        t_arg = t_max_val if is_tracer(t_max_val) else np.asarray(t_max_val, dtype)
 
         def simulate() -> tuple[Recording, Array]:
             return self._jitted(
@@ -276,7 +277,7 @@ class JaxExecutable(Executable):
         grid = jnp.asarray(trace_times, dtype)
         if grid.ndim != 1:
             raise InputError(f"trace_times must be a 1-D array of times, got shape {list(grid.shape)}")
-        if not _is_tracer(trace_times):
+        if not is_tracer(trace_times):
             # The host value, not ``grid``: inside ``jit`` even a constant grid is traced.
             g = np.asarray(trace_times, dtype)
             if not np.all(np.isfinite(g)) or np.any(g < 0):

@@ -13,6 +13,7 @@ from jaxtyping import Array, Bool
 from ...errors import PrecisionWarning, TargetError
 from ...ir import SPIKING_KINDS, Network
 from ...passes import CompileResult, Schedule
+from ...runtime import Params
 from ._adjoint import AbstractAdjoint, EventPropAdjoint, get_adjoint
 from ._dynamics import NeuronParams
 from ._events import EdgeSpec, SpikeBuffer, incoming
@@ -293,8 +294,8 @@ def _checked_adjoint(name: str | AbstractAdjoint, stages: tuple[AbstractStage, .
     return adj
 
 
-def initial_params(net: Network, dtype: np.dtype) -> dict[str, dict[str, Array]]:
-    """``{"weight": {edge_key: [src, tgt]}, "delay": {edge_key: scalar}, "bias": {population: [n]}}``.
+def initial_params(net: Network, dtype: np.dtype) -> Params:
+    """``Params(weight={edge_key: [src, tgt]}, delay={edge_key: scalar}, bias={population: [n]})``.
 
     ``bias`` has an entry per non-input population (its IR ``bias``, per neuron).
     """
@@ -308,4 +309,4 @@ def initial_params(net: Network, dtype: np.dtype) -> dict[str, dict[str, Array]]
         for n in net.nodes
         if n.kind != "input"
     }
-    return {"weight": weight, "delay": delay, "bias": bias}
+    return Params(weight=weight, delay=delay, bias=bias)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ....runtime import InputError, checked_in_jit
+from ....runtime import InputError, Params, checked_in_jit
 
 __all__ = [
     "biases_checked_in_jit",
@@ -55,7 +55,7 @@ def biases_checked_in_jit(biases: dict, compiled: dict) -> dict:
     }
 
 
-def check_biases(params: dict, compiled: dict) -> None:
+def check_biases(params: Params, compiled: dict) -> None:
     """Raise unless every bias in ``params`` equals the ``compiled`` one (``compiled``: the bias group)."""
     for key, b in params.get("bias", {}).items():
         ref = np.asarray(compiled[key])
@@ -67,7 +67,7 @@ def check_biases(params: dict, compiled: dict) -> None:
             )
 
 
-def check_delays(params: dict) -> None:
+def check_delays(params: Params) -> None:
     """Raise unless every delay in ``params`` is 0."""
     for key, d in params["delay"].items():
         if float(np.asarray(d)) != 0.0:
@@ -77,14 +77,12 @@ def check_delays(params: dict) -> None:
             )
 
 
-def checked_in_jit_params(params: dict, compiled: dict) -> dict:
+def checked_in_jit_params(params: Params, compiled: dict) -> Params:
     """Traced ``params`` (weights, delays, biases) whose delays and biases are checked inside the program
     (``compiled``: the compiled bias group)."""
-    return {
-        "weight": params["weight"],
-        "delay": delays_checked_in_jit(params["delay"]),
-        "bias": biases_checked_in_jit(params["bias"], compiled),
-    }
+    return params.replace(
+        delay=delays_checked_in_jit(params["delay"]), bias=biases_checked_in_jit(params["bias"], compiled)
+    )
 
 
 def check_no_traces(trace_times: object, trace_populations: object) -> None:

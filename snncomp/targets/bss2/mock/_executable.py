@@ -39,15 +39,16 @@ from ....errors import TargetError
 from ....ir import Network
 from ....runtime import (
     Executable,
+    Params,
     Populations,
     Recording,
     Spikes,
-    _is_tracer,
     as_network,
     check_inputs,
     check_params,
     check_run_options,
     check_t_max,
+    is_tracer,
     overflowed,
     raise_input_error,
     warn_if_inputs_beyond_window,
@@ -148,7 +149,7 @@ class MockExecutable(Executable):
 
     # -- properties ----------------------------------------------------------------------------------------------
     @property
-    def params(self) -> dict[str, dict[str, Array]]:
+    def params(self) -> Params:
         return self._params
 
     @property
@@ -185,7 +186,7 @@ class MockExecutable(Executable):
         """Health counters of the last run with concrete values (``None`` before the first)."""
         return self._health
 
-    def hardware_config(self, params: Any = None) -> HardwareConfig:
+    def hardware_config(self, params: Params | Mapping[str, Any] | None = None) -> HardwareConfig:
         """The configuration with ``params`` re-quantized into its synapses (``None``: the current one)."""
         cur = self._current
         if params is None:
@@ -208,7 +209,7 @@ class MockExecutable(Executable):
     def _post_impl(
         self,
         res: BatchResult,
-        params: dict,
+        params: Params,
         times: dict,
         neurons: dict,
         t_max: Array,
@@ -241,7 +242,7 @@ class MockExecutable(Executable):
     def run_with_health(
         self,
         inputs: Mapping[str, Spikes],
-        params: Any = None,
+        params: Params | Mapping[str, Any] | None = None,
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
@@ -256,7 +257,7 @@ class MockExecutable(Executable):
         check_run_options(on_overflow, dtype)
         t_max_val = check_t_max(t_max, self._t_max)
         checked = check_params(params, self._params, dtype)
-        traced = any(_is_tracer(v) for v in jax.tree_util.tree_leaves(checked))
+        traced = any(is_tracer(v) for v in jax.tree_util.tree_leaves(checked))
         saturated = lost = 0
         if params is None:
             self._placements.first()
@@ -273,7 +274,7 @@ class MockExecutable(Executable):
         if host_checked:
             warn_if_inputs_beyond_window(times, neurons, t_max_val)
         n_samples = int(np.prod(batch_shape)) if batch_shape else 1
-        t_arg = t_max_val if _is_tracer(t_max_val) else self._constants.t_max(t_max_val, dtype)
+        t_arg = t_max_val if is_tracer(t_max_val) else self._constants.t_max(t_max_val, dtype)
         engine = cur.engine_for(t_max_val, dtype, self._options.engine)
         # The layer-parallel engine's cost grows with the padded event count: pad less.
         min_events = 8 if engine == "layered" else 64
@@ -300,7 +301,7 @@ class MockExecutable(Executable):
         health = health.plus_requantization(saturated, lost)
         if not host_checked:
             raise_input_error(n_bad)
-        if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
+        if not any(is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
             self._health = health
         auto_pops = self._placements.auto_pops
         grew = [] if self._growing else overflowed(rec, auto_pops)
@@ -339,7 +340,7 @@ class MockExecutable(Executable):
     def run(
         self,
         inputs: Mapping[str, Spikes],
-        params: Any = None,
+        params: Params | Mapping[str, Any] | None = None,
         *,
         t_max: float | None = None,
         on_overflow: Literal["flag", "raise"] = "flag",
@@ -375,7 +376,7 @@ class MockExecutable(Executable):
 
     def apply(
         self,
-        params: Any,
+        params: Params | Mapping[str, Any] | None,
         inputs: Mapping[str, Spikes],
         key: Any = None,
         *,

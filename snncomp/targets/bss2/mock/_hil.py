@@ -11,7 +11,7 @@ float parameter). See ``docs/bss2.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -83,7 +83,7 @@ def differentiable_spikes(
     return {pop: times[pop] + delay for pop in spikes}
 
 
-def effective_params(placement: Placement, params: dict, dtype: Any) -> dict:
+def effective_params(placement: Placement, params: Mapping[str, Any], dtype: Any) -> dict:
     """``params`` with each weight replaced, straight through, by what the chip realises (see the hook)."""
     _, effective, _, _ = requantize_jax(
         placement.layout, {k: lax.stop_gradient(v) for k, v in params["weight"].items()}, dtype
@@ -104,7 +104,7 @@ def recorded_times(
     placement: Placement,
     options: MockOptions,
     input_names: Sequence[str],
-    params: dict,
+    params: Mapping[str, Any],
     times: dict,
     neurons: dict,
     spikes: dict[str, tuple[Array, Array]],

@@ -8,7 +8,7 @@ Arrays every run passes unchanged are kept on the device (:class:`DeviceConstant
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -87,7 +87,7 @@ def flat_inputs(
     return jnp.asarray(t, dtype), jnp.asarray(ch, jnp.int32), bad
 
 
-def flat_weights(placement: Placement, params: dict, dtype: Any) -> Array:
+def flat_weights(placement: Placement, params: Mapping[str, Any], dtype: Any) -> Array:
     """The model weights of ``params`` as one flat vector in the placement's readout order."""
     ro = placement.readout
     parts = [jnp.ravel(params["weight"][k]) for k in ro.weight_offsets]

@@ -18,7 +18,7 @@ from jaxtyping import Array
 
 from ....errors import BufferGrowthWarning, TargetError
 from ....ir import SPIKING_KINDS, Network
-from ....runtime import BufferOverflowError, _is_tracer
+from ....runtime import BufferOverflowError, is_tracer
 from ..config import HardwareConfig
 from ._arrays import ReadoutLayout, mock_arrays
 from ._engine import EngineOptions, MockArrays
@@ -58,7 +58,7 @@ class Placement:
         the ``engine`` option (``"layered"`` turns a fallback into an error).
         """
         plan = self.layered
-        if plan.reason is not None or _is_tracer(t_max):
+        if plan.reason is not None or is_tracer(t_max):
             if plan.reason is None and requested == "layered":
                 raise TargetError("engine='layered' needs a concrete t_max (its refractory check is made on the host)")
             return "general"

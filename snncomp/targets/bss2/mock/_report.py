@@ -3,7 +3,9 @@ the placements made, which engine runs and why, and the last run's health."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +73,7 @@ def mock_report(
     network: Network,
     placement: Placement,
     options: MockOptions,
-    params: dict,
+    params: Mapping[str, Any],
     pipeline: str,
     compile_seconds: float,
     removed: dict[str, str],
