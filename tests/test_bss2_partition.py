@@ -275,3 +275,16 @@ def test_bss2_map_and_compile_show_the_partitions(tmp_path: Path, capsys: pytest
     assert main(["compile", str(path), "--target", "bss2", "--passes", passes, "-q", "-o", str(out_json)]) == 0
     assert f"-- partition 1: h[{cut.stop}-599] as h.1, o" in capsys.readouterr().out
     assert len(PartitionedConfig.load(out_json).parts) == 2
+
+
+def test_inspect_shows_the_targets_partitions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "net.json"
+    ir.save(yinyang(600, fan=100), path)
+    assert main(["inspect", str(path), "--target", "bss2", "--option", "max_partitions=2"]) == 0
+    out = capsys.readouterr().out
+    assert "network 'yy600': populations" in out  # the generic tables, then the target's report
+    assert "BrainScaleS-2 partitions for @yy600: 2 on one chip" in out
+    assert main(["inspect", str(path), "--option", "max_partitions=2"]) == 2
+    assert "--option sets a pass option of --target's pipeline" in capsys.readouterr().err
+    assert main(["inspect", str(path), "--target", "bss2", "--option", "max_partitions"]) == 2
+    assert "--option takes KEY=VALUE" in capsys.readouterr().err

@@ -30,7 +30,25 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(ir.format(net))
         return 0
     inspect_network(net, spikes_per_neuron=args.spikes_per_neuron)
+    if args.target:
+        # The target's own view (placement, partitions, ...) through its report hook; this module names no target.
+        from .. import passes
+
+        options = dict(_option(o) for o in args.option)
+        result = passes.pipeline(args.target, **options).run(net)
+        plugin = _plugin(args.target)
+        if plugin is not None and plugin.report is not None:
+            print(plugin.report(result))
+    elif args.option:
+        raise PipelineError("--option sets a pass option of --target's pipeline: give --target too")
     return 0
+
+
+def _option(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise PipelineError(f"--option takes KEY=VALUE (a pass option of the target's pipeline), got {text!r}")
+    return key.strip(), value.strip()
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -131,6 +149,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("network", help="network IR JSON file")
     p.add_argument("--text", action="store_true", help="print the IR text form instead of tables")
     p.add_argument("--spikes-per-neuron", type=positive_int, default=None, help="spike bound for unbounded populations")
+    p.add_argument("--target", help="also run this target's pipeline and print its report (e.g. bss2: placement)")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pass option of --target's pipeline, e.g. max_partitions=2 (repeatable)",
+    )
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("compile", help="run a target's pass pipeline and show the lowered network")

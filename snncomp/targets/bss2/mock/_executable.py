@@ -38,7 +38,6 @@ from jaxtyping import Array
 from ....errors import TargetError
 from ....ir import Network
 from ....runtime import (
-    Executable,
     Params,
     Populations,
     Recording,
@@ -67,12 +66,13 @@ from ._noise import draw, noise_scales
 from ._options import MockOptions, parse_options
 from ._placements import Placement, PlacementCache
 from ._report import MockReport, mock_report
+from ._runs import EmulatorExecutable
 from ._weights import WeightLayout
 
 __all__ = ["MockExecutable", "MockHealth", "MockReport", "compile_mock"]
 
 
-class MockExecutable(Executable):
+class MockExecutable(EmulatorExecutable):
     """A network placed and routed on BrainScaleS-2, run on the emulator (``compile_mock``)."""
 
     uses_key = True  # trial-to-trial noise: apply's key draws it
@@ -336,70 +336,6 @@ class MockExecutable(Executable):
         self._constants = DeviceConstants()
         self._post = self._jit_post()
         return self.auto_buffers
-
-    def run(
-        self,
-        inputs: Mapping[str, Spikes],
-        params: Params | Mapping[str, Any] | None = None,
-        *,
-        t_max: float | None = None,
-        on_overflow: Literal["flag", "raise"] = "flag",
-        trial: int | Any | None = None,
-        key: Any = None,
-        trace_times: Any = None,
-        trace_populations: Any = None,
-    ) -> Recording:
-        """Run ``inputs`` on the emulated chip over ``[0, t_max)``; ``vmap``-ed, one ``jit`` trace per input shape.
-
-        ``params`` (default :attr:`params`) are re-quantized into the existing routing. ``t_max``
-        overrides the compile-time window (no retracing). ``on_overflow="raise"`` raises
-        :class:`~snncomp.runtime.BufferOverflowError` when a readout buffer was too small.
-
-        Trial-to-trial noise: ``trial`` (an integer, traced or not) picks one draw of the sequence
-        fixed by ``trial_seed``; ``key`` (a JAX PRNG key) picks a draw directly. With neither, a
-        counter advances on every call, so repeated runs differ as on the chip -- but inside
-        ``jit``/``grad`` the counter is read once, when the function is traced, and every call of
-        the compiled function would repeat that draw: pass ``trial`` or ``key`` as an argument of
-        the jitted function there (a warning says so otherwise). The run's health counters are kept
-        in :attr:`health`.
-        """
-        return self.run_with_health(
-            inputs,
-            params,
-            t_max=t_max,
-            on_overflow=on_overflow,
-            trial=trial,
-            key=key,
-            trace_times=trace_times,
-            trace_populations=trace_populations,
-        )[0]
-
-    def apply(
-        self,
-        params: Params | Mapping[str, Any] | None,
-        inputs: Mapping[str, Spikes],
-        key: Any = None,
-        *,
-        t_max: float | None = None,
-        trial: int | Any | None = None,
-        trace_times: Any = None,
-        trace_populations: Any = None,
-    ) -> Recording:
-        """``run`` with the parameters first and overflow only flagged, for ``jax.grad``/``train.fit``.
-
-        ``key`` draws the trial-to-trial noise (``train.fit`` passes a fresh key every step, so each
-        training step in the loop sees new noise, as on the chip).
-        """
-        return self.run(
-            inputs,
-            params,
-            t_max=t_max,
-            on_overflow="flag",
-            trial=trial,
-            key=key,
-            trace_times=trace_times,
-            trace_populations=trace_populations,
-        )
 
     # -- reporting -----------------------------------------------------------------------------------------------
     def report(self) -> MockReport:

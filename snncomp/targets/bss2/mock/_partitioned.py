@@ -26,22 +26,22 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
 
 from ....errors import TargetError
 from ....ir import Network
 from ....runtime import (
     Executable,
+    Params,
     Populations,
     Recording,
     Report,
     Spikes,
-    _is_tracer,
     as_network,
     check_inputs,
     check_params,
     check_run_options,
     check_t_max,
+    is_tracer,
     network_resources,
     raise_if_overflowed,
 )
@@ -52,6 +52,7 @@ from ._checks import check_no_traces
 from ._executable import MockExecutable, compile_mock
 from ._health import MockHealth
 from ._options import parse_options
+from ._runs import EmulatorExecutable
 
 __all__ = ["PartitionedExecutable", "PartitionedReport", "compile_partitioned"]
 
@@ -142,7 +143,7 @@ def _combine(healths: Sequence[MockHealth]) -> MockHealth:
     )
 
 
-class PartitionedExecutable(Executable):
+class PartitionedExecutable(EmulatorExecutable):
     """A network run in several partitions on the emulator (:func:`compile_partitioned`); the interface is
     ``MockExecutable``'s: ``params`` and recordings keyed and numbered as the whole network."""
 
@@ -175,7 +176,7 @@ class PartitionedExecutable(Executable):
 
     # -- properties ----------------------------------------------------------------------------------------------
     @property
-    def params(self) -> dict[str, dict[str, Array]]:
+    def params(self) -> Params:
         return self._params
 
     @property
@@ -221,7 +222,7 @@ class PartitionedExecutable(Executable):
         return self.plan.join([dequantized_network(p.compile_result) for p in self.parts])
 
     # -- running -------------------------------------------------------------------------------------------------
-    def _part_params(self, params: dict, i: int) -> dict:
+    def _part_params(self, params: Params | dict, i: int) -> dict:
         """The parameters of partition ``i``: every block of the whole network's arrays it holds."""
         out: dict[str, dict[str, Any]] = {"weight": {}, "delay": {}}
         for q in self.plan.pieces:
@@ -273,7 +274,12 @@ class PartitionedExecutable(Executable):
         trace_times: Any = None,
         trace_populations: Any = None,
     ) -> tuple[Recording, MockHealth]:
-        """:meth:`run`, also returning the health counters summed over the partitions (per sample)."""
+        """:meth:`run`, also returning the health counters summed over the partitions (per sample).
+
+        The partitions run in order; ``key`` is folded with the partition's index, so every partition
+        draws its own trial noise, and ``trial`` picks the same draw number on every partition (each its
+        own emulated run).
+        """
         check_no_traces(trace_times, trace_populations)
         check_run_options(on_overflow, self._dtype)
         check_t_max(t_max, self._t_max)
@@ -298,7 +304,7 @@ class PartitionedExecutable(Executable):
             recs.append(rec)
             healths.append(health)
         rec, health = self._assemble(recs), _combine(healths)
-        if not any(_is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
+        if not any(is_tracer(x) for x in jax.tree_util.tree_leaves(health)):
             self._health = health
             self._cut_spikes = {
                 (c.name, c.target_part): int(np.sum(np.asarray(recs[c.source_part].spikes[c.name].neurons) >= 0))
@@ -314,57 +320,6 @@ class PartitionedExecutable(Executable):
                 ),
             )
         return rec, health
-
-    def run(
-        self,
-        inputs: Mapping[str, Spikes],
-        params: Any = None,
-        *,
-        t_max: float | None = None,
-        on_overflow: Literal["flag", "raise"] = "flag",
-        trial: int | Any | None = None,
-        key: Any = None,
-        trace_times: Any = None,
-        trace_populations: Any = None,
-    ) -> Recording:
-        """Run ``inputs`` through the partitions in order over ``[0, t_max)`` (``MockExecutable.run``'s options).
-
-        ``key`` is folded with the partition's index, so every partition draws its own trial noise;
-        ``trial`` picks the same draw number on every partition (each its own emulated run).
-        Membrane traces are refused as on one chip.
-        """
-        return self.run_with_health(
-            inputs,
-            params,
-            t_max=t_max,
-            on_overflow=on_overflow,
-            trial=trial,
-            key=key,
-            trace_times=trace_times,
-            trace_populations=trace_populations,
-        )[0]
-
-    def apply(
-        self,
-        params: Any,
-        inputs: Mapping[str, Spikes],
-        key: Any = None,
-        *,
-        t_max: float | None = None,
-        trial: int | Any | None = None,
-        trace_times: Any = None,
-        trace_populations: Any = None,
-    ) -> Recording:
-        """``run`` with the parameters first and overflow only flagged, for ``jax.grad``/``train.fit``."""
-        return self.run(
-            inputs,
-            params,
-            t_max=t_max,
-            trial=trial,
-            key=key,
-            trace_times=trace_times,
-            trace_populations=trace_populations,
-        )
 
     # -- reporting -----------------------------------------------------------------------------------------------
     def report(self) -> PartitionedReport:
