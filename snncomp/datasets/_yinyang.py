@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["YinYang", "yinyang", "yinyang_class", "yinyang_splits"]
 
 CLASS_NAMES = ("yang", "yin", "dot")
@@ -51,9 +53,9 @@ class YinYang:
 def yinyang(n: int = 5000, seed: int = 0, r_small: float = 0.1, r_big: float = 0.5) -> YinYang:
     """``n`` samples, deterministic for a given ``seed``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"yinyang: n must be a non-negative integer, got {n!r}")
+        raise InputError(f"yinyang: n must be a non-negative integer, got {n!r}")
     if not 0 < r_small < 0.5 * r_big:
-        raise ValueError(f"yinyang: need 0 < r_small < r_big / 2, got r_small={r_small}, r_big={r_big}")
+        raise InputError(f"yinyang: need 0 < r_small < r_big / 2, got r_small={r_small}, r_big={r_big}")
     rng = np.random.default_rng(seed)
     goals = rng.integers(0, 3, size=n)
     points = np.empty((n, 2))
