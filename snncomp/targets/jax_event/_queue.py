@@ -12,19 +12,26 @@ Each iteration takes the earliest of three kinds of event:
    projection (spikes are recorded in time order and a projection has one
    delay, so its deliveries come in that same order: the recorded buffer is
    the queue, and no separate priority queue is needed);
-3. the earliest cached threshold crossing (a spike).
+3. the earliest cached threshold crossing (a spike);
+4. per refractory population, its second pending release (the end of a
+   refractory period), which does nothing but end the step: a population's
+   releases come in the order of its spikes (one ``t_refrac`` per population),
+   so its log is their queue too, and with the second one bounding the step
+   only the first can fall strictly inside it. The refractory clamp then needs
+   per-sample exponentials only, where a release anywhere in the step would
+   need one per neuron (populations with per-neuron ``t_refrac`` keep that form).
 
 All neurons are advanced to the event in closed form, the event is applied
 (``I`` jumps by a weight row, or the spiking neuron is reset, clamped for
 ``t_refrac`` and recorded), and the crossing times are recomputed. At equal
 times, external deliveries go first, then internal ones in projection order,
-then spikes (lowest neuron index first).
+then spikes (lowest neuron index first), then releases.
 
 Buffers have the fixed sizes the ``schedule`` pass chose. A spike that does
 not fit sets the population's overflow flag and ends the sample's loop (so
 nothing later is silently wrong: the flag says the sample is incomplete).
-The loop is bounded: every iteration consumes one delivery or one recorded
-spike, and both are finite.
+The loop is bounded: every iteration consumes one delivery, one recorded
+spike or one release, all finite.
 """
 
 from __future__ import annotations
@@ -40,10 +47,10 @@ from jaxtyping import Array
 
 from ...ir import SPIKING_KINDS
 from ._batch import batch_any
-from ._dynamics import NeuronParams, evolve
+from ._dynamics import NeuronParams, evolve, free_coefficients, free_evolve
 from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
 from ._queue_adjoint import queue_backward
-from ._stage import AbstractStage
+from ._stage import AbstractStage, PopulationPlan
 
 __all__ = ["EventQueueStage"]
 
@@ -63,8 +70,11 @@ def _first_max(x: Array) -> Array:
 # is per sample, and every test selects each carried array (spike logs included) between its old and new
 # value for the whole batch; an iteration of a finished sample changes nothing, so ``_CHUNK`` iterations
 # run between tests (a fixed trip count: no select) and at most ``_CHUNK - 1`` of them are wasted at the
-# end. Under the named axis the condition is the batch's, with no select; chunks of 4 measured no faster.
+# end. Long logs make the select dear (``_CHUNK_LONG``): 32 was 1.2x faster than 8 on
+# bench/sim_throughput.py's recurrent network (2,000-slot log), where a network with short logs and few
+# events lost 5 %. Under the named axis the condition is the batch's, with no select at all.
 _CHUNK = 8
+_CHUNK_LONG = 32
 
 # Writes into a spike log of at most this many slots are one-hot selects (vectorized, fused with the
 # rest of the loop body); longer logs take a scatter, whose cost does not grow with the length.
@@ -108,18 +118,69 @@ class EventQueueStage(AbstractStage):
     def max_iterations(self, external_events: int) -> int:
         """Upper bound on loop iterations for a sample with ``external_events`` deliveries."""
         bufs = {p.name: p.buffer for p in self.populations}
-        return external_events + sum(bufs.values()) + sum(bufs[e.source] for e in self.internal) + 2
+        releases = sum(p.buffer for p in self._release_pops() or ())
+        return external_events + sum(bufs.values()) + sum(bufs[e.source] for e in self.internal) + releases + 2
 
-    def _earliest(self, u: Array, i: Array, ref_end: Array, count: Array, t_now: Array) -> tuple[Array, Array]:
+    def _release_pops(self) -> list[PopulationPlan] | None:
+        """The refractory spiking populations, or None where their releases may come out of spike order.
+
+        With one ``t_refrac`` per population, a population's releases come in the order of its recorded
+        spikes: its spike log is their queue, read through a pointer. Then at most one release time falls
+        strictly inside a loop step (the next one is an event candidate), so the step's per-neuron
+        refractory clamp needs only per-sample exponentials. Otherwise (per-neuron ``t_refrac``) the loop
+        keeps the per-neuron form.
+        """
+        pops = [p for p in self.populations if p.kind in SPIKING_KINDS and p.nrn.has_refrac]
+        if any(p.nrn.t_refrac.shape[0] != 1 or p.buffer <= 0 for p in pops):
+            return None
+        return pops
+
+    def _evolve(self, u: Array, i: Array, ref_end: Array, t0: Array, t1: Array, release: Array) -> tuple[Array, Array]:
+        """:func:`evolve` where no release but each population's ``release`` falls strictly between ``t0`` and ``t1``.
+
+        Free neurons take the step's coefficients, held ones keep ``u``, and a neuron released inside the
+        step (its ``ref_end`` is its population's ``release``) those of its free part: all per sample.
+        """
+        nrn, n = self.nrn, self.n_total
+        u_free, i1 = free_evolve(u, i, t1 - t0, nrn)
+        pops = self._release_pops() or []
+        if len(pops) == 1 and pops[0].size == n:  # per-sample scalars where the tau's are shared
+            start, prm = jnp.clip(release[0], t0, t1), pops[0].nrn
+        else:
+            start, prm = jnp.broadcast_to(t0, (n,)), nrn
+            for r, p in enumerate(pops):
+                mine = np.zeros((n,), bool)
+                mine[self.offsets[p.name] : self.offsets[p.name] + p.size] = True
+                start = jnp.where(mine, jnp.clip(release[r], t0, t1), start)
+        alpha, beta, _ = free_coefficients(t1 - start, prm)
+        # the current decays while the membrane is held
+        held_decay, span = jnp.exp(-(start - t0) / prm.tau_syn), t1 - start
+        u_rel = alpha * u + beta * (i * held_decay)
+        if nrn.has_drift:
+            u_rel = u_rel + nrn.drift * span
+        return jnp.where(ref_end <= t0, u_free, jnp.where(ref_end >= t1, u, u_rel)), i1
+
+    def _earliest(
+        self, u: Array, i: Array, ref_end: Array, count: Array, t_now: Array, release: Array | None = None
+    ) -> tuple[Array, Array]:
         """The neuron with the earliest threshold crossing after ``t_now`` and its time (``+inf``: none).
 
         Each neuron's crossing starts at its free time (the end of its refractory period, or now), and
         ties go to the lowest index. A population whose solver has an ``order_key`` and a shared
         ``tau_mem`` solves for one neuron's time instead of every neuron's.
+
+        ``release`` (see :meth:`_release_pops`): per tracked population, its next release time. Only the
+        neurons released then are looked at among the refractory ones, with that time's per-sample decay
+        factors: the others are released no earlier than the loop's next event (the second release is an
+        event candidate), which looks again.
         """
         nrn = self.nrn
         t_free = jnp.maximum(ref_end, t_now) if nrn.has_refrac else jnp.broadcast_to(t_now, u.shape)
-        i_free = i * jnp.exp(-(t_free - t_now) / nrn.tau_syn) if nrn.has_refrac else i
+        if release is None:
+            i_free = i * jnp.exp(-(t_free - t_now) / nrn.tau_syn) if nrn.has_refrac else i
+        else:
+            i_free = i
+        tracked = {p.name: r for r, p in enumerate(self._release_pops() or ())} if release is not None else {}
         allowed = nrn.spiking & (count < nrn.max_spikes)
         best_j = jnp.zeros((), jnp.int32)
         best_t = jnp.full((), jnp.inf, u.dtype)
@@ -128,16 +189,25 @@ class EventQueueStage(AbstractStage):
                 continue
             off = self.offsets[p.name]
             sl = slice(off, off + p.size)
-            u_p, i_p, tf_p = u[sl], i_free[sl], t_free[sl]
+            u_p, i_p, tf_p, ok_p = u[sl], i_free[sl], t_free[sl], allowed[sl]
+            spec = None
+            if p.name in tracked:
+                assert release is not None
+                wait = jnp.maximum(release[tracked[p.name]] - t_now, 0.0)
+                spec = ref_end[sl] == release[tracked[p.name]]
+                i_p = jnp.where(spec, i_p * jnp.exp(-wait / p.nrn.tau_syn), i_p)
+                ok_p = ok_p & (spec | (ref_end[sl] <= t_now))
             key = p.solver.order_key(u_p, i_p, p.nrn) if p.nrn.tau_mem.shape[0] == 1 else None
             if key is None:
-                t_p = jnp.where(allowed[sl], tf_p + p.solver.crossing(u_p, i_p, p.nrn), jnp.inf)
+                t_p = jnp.where(ok_p, tf_p + p.solver.crossing(u_p, i_p, p.nrn), jnp.inf)
                 j_p = _first_max(-t_p)
                 tj = t_p[j_p]
             else:
-                if nrn.has_refrac:  # a crossing from a later free start, seen from t_now
+                if spec is not None:  # a crossing from a later free start, seen from t_now
+                    key = jnp.where((key >= 0) & spec, key * jnp.exp(-wait / p.nrn.tau_mem), key)
+                elif nrn.has_refrac and release is None:
                     key = jnp.where(key >= 0, key * jnp.exp(-(tf_p - t_now) / p.nrn.tau_mem), key)
-                key = jnp.where(allowed[sl], key, -1.0)
+                key = jnp.where(ok_p, key, -1.0)
                 j_p = _first_max(key)
                 one = jax.tree.map(lambda x, j=j_p: lax.dynamic_slice_in_dim(x, j, 1) if x.shape[0] > 1 else x, p.nrn)
                 s_j = p.solver.crossing(u_p[j_p][None], i_p[j_p][None], one)[0]
@@ -201,8 +271,12 @@ class EventQueueStage(AbstractStage):
         u0, i0 = nrn.initial_state(n)
         count0 = jnp.zeros((n,), jnp.int32)
         t0 = jnp.zeros((), dtype)
+        rel_pops = self._release_pops() if nrn.has_refrac else None
+        n_rel = len(rel_pops) if rel_pops is not None else 0
+        rel_log = [pop_index[p.name] for p in rel_pops or ()]
+        rel0 = jnp.full((n_rel,), jnp.inf, dtype) if rel_pops is not None else None
         if nrn.has_init or nrn.has_drift:  # a bias can make a neuron fire before any input arrives
-            next0 = self._earliest(u0, i0, zeros, count0, t0)
+            next0 = self._earliest(u0, i0, zeros, count0, t0, rel0)
         else:
             next0 = (jnp.zeros((), jnp.int32), jnp.full((), jnp.inf, dtype))
         state0: dict[str, Any] = dict(
@@ -218,6 +292,9 @@ class EventQueueStage(AbstractStage):
             int_t=jnp.full((len(internal),), jnp.inf, dtype),
             int_src=jnp.zeros((len(internal),), jnp.int32),
             logs=logs0,
+            rel_ptr=jnp.zeros((n_rel,), jnp.int32),
+            rel_t=jnp.full((n_rel,), jnp.inf, dtype),
+            rel_next=jnp.full((n_rel,), jnp.inf, dtype),
             overflow=jnp.zeros((len(spiking_pops),), bool),
             first=jnp.zeros((), jnp.int32),
             done=jnp.zeros((), bool),
@@ -244,13 +321,19 @@ class EventQueueStage(AbstractStage):
             cands = [ext_t[st["ext_ptr"]]] + [st["int_t"][k] for k in range(len(internal))]
             j = st["next_j"]
             cands.append(st["next_t"])
+            # A population's second pending release ends the step (it does nothing else): then only its
+            # first can fall strictly inside the step.
+            cands += [st["rel_next"][r] for r in range(n_rel)]
             cand = jnp.stack(cands)
             kind = _first_max(-cand)  # first minimum: external, then internal, then spike
             t_ev = cand[kind]
             # A finished sample's iteration changes nothing (see _CHUNK).
             go = (t_ev < t_max) & ~st["done"] & (st["it"] < limit)
             t1 = jnp.where(go, t_ev, st["t"])
-            u, i = evolve(st["u"], st["i"], st["ref_end"], st["t"], t1, nrn)
+            if rel_pops is None:
+                u, i = evolve(st["u"], st["i"], st["ref_end"], st["t"], t1, nrn)
+            else:
+                u, i = self._evolve(st["u"], st["i"], st["ref_end"], st["t"], t1, st["rel_t"])
 
             is_ext = go & (kind == 0)
             row = inc.matrix[ext_rows[st["ext_ptr"]]]
@@ -315,7 +398,19 @@ class EventQueueStage(AbstractStage):
                 free_now = t1 >= ref_end if nrn.has_refrac else True
                 u, i = nrn.deliver(u, i, jnp.where(now, row, 0.0), free_now)
                 steps[k] = steps[k] | now
-            next_j, next_t = self._earliest(u, i, ref_end, count, t1)
+            rel_ptr, rel_t, rel_next = st["rel_ptr"], st["rel_t"], st["rel_next"]
+            if n_rel:
+                # Past the releases up to t1 (at most two: the second pending one bounds the step).
+                rel_ptr = rel_ptr + (rel_t <= t1).astype(jnp.int32) + (rel_next <= t1).astype(jnp.int32)
+                firsts: list[Array] = []
+                seconds: list[Array] = []
+                for r, p in enumerate(rel_pops or ()):
+                    ts, _, _, cnt = new_logs[rel_log[r]]
+                    t_ref = p.nrn.t_refrac[0]
+                    for ptr, dst in ((rel_ptr[r], firsts), (rel_ptr[r] + 1, seconds)):
+                        dst.append(jnp.where(ptr < cnt, ts[jnp.minimum(ptr, ts.shape[0] - 1)] + t_ref, jnp.inf))
+                rel_t, rel_next = jnp.stack(firsts), jnp.stack(seconds)
+            next_j, next_t = self._earliest(u, i, ref_end, count, t1, rel_t if rel_pops is not None else None)
             # Each projection's next delivery, read from the logs after this iteration's write: a read
             # before the write would make XLA copy the whole log every iteration.
             int_ptr = st["int_ptr"] + jnp.stack(steps).astype(jnp.int32) if internal else st["int_ptr"]
@@ -339,14 +434,19 @@ class EventQueueStage(AbstractStage):
                 int_t=jnp.stack(int_t) if internal else st["int_t"],
                 int_src=jnp.stack(int_src) if internal else st["int_src"],
                 logs=tuple(new_logs),
+                rel_ptr=rel_ptr,
+                rel_t=rel_t,
+                rel_next=rel_next,
                 overflow=overflow,
                 first=first,
                 done=(~go) | overflowed | (first >= n_stop) if n_stop else (~go) | overflowed,
                 it=st["it"] + 1,
             )
 
+        steps_per_test = _CHUNK_LONG if sum(p.buffer for p in spiking_pops) > _ONE_HOT_MAX else _CHUNK
+
         def chunk(st: dict) -> dict:
-            return lax.fori_loop(0, _CHUNK, lambda _, s: body(s), st)
+            return lax.fori_loop(0, steps_per_test, lambda _, s: body(s), st)
 
         final = lax.while_loop(cond, chunk, state0)
         out: dict[str, SpikeBuffer] = {}
