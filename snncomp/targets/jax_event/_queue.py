@@ -32,6 +32,10 @@ not fit sets the population's overflow flag and ends the sample's loop (so
 nothing later is silently wrong: the flag says the sample is incomplete).
 The loop is bounded: every iteration consumes one delivery, one recorded
 spike or one release, all finite.
+
+The module stays whole (about 450 lines): the loop body, the release queue and
+the crossing search share the loop's state layout, and split apart each would
+need the others' indexing.
 """
 
 from __future__ import annotations
