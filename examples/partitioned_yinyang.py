@@ -8,6 +8,7 @@ partitions), and prints a table: accuracies per stage, partitions, and per parti
 engine and its wall time per sample at batch 64.
 
     python examples/partitioned_yinyang.py --hidden 256 --layers 2 --epochs 40 --seed 0
+    python examples/partitioned_yinyang.py --hidden 1000 --layers 1 --max-circuits-per-neuron 8 --seed 0
     python examples/partitioned_yinyang.py --quick      # smoke version: 25 -> 40 -> 3 on a 32-circuit chip
 
 Results: ``docs/results.md``, "Beyond one chip: partitioned Yin-Yang".
@@ -241,6 +242,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-partitions", type=int, default=4)
     ap.add_argument(
+        "--max-circuits-per-neuron",
+        type=int,
+        help="circuits one neuron may span (place's option, default 4: fan-in up to 1024 synapse slots)",
+    )
+    ap.add_argument(
         "--mock", choices=["realistic", "ideal"], help="emulator preset (default realistic; --quick: ideal)"
     )
     ap.add_argument("--no-calibration", action="store_true")
@@ -250,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
 
     options: dict[str, Any] = {"max_partitions": args.max_partitions}
+    if args.max_circuits_per_neuron is not None:
+        options["max_circuits_per_neuron"] = args.max_circuits_per_neuron
     overrides: dict[str, Any] = {"seed": args.seed, "hidden": args.hidden, "epochs": args.epochs}
     if args.quick:
         # On a 32-circuit chip 25 -> 40 -> 3 needs 2 partitions and runs in seconds; the ideal preset

@@ -122,7 +122,7 @@ class PassManager:
     def run(self, source: Network | nx.MultiDiGraph, options: dict[str, Any] | None = None) -> CompileResult:
         """Run every pass; errors name the failing pass and the passes before it."""
         g = to_graph(source) if isinstance(source, Network) else source
-        ctx = PassContext(options=dict(options or {}))
+        ctx = PassContext(options=dict(options or {}), pipeline=format_pipeline(self.passes))
         timings: list[PassTiming] = []
         stages: list[tuple[str, nx.MultiDiGraph]] = []
         if self.verify_each:

@@ -52,6 +52,7 @@ class PassContext:
     options: dict[str, Any] = field(default_factory=dict)
     remarks: list[Remark] = field(default_factory=list)
     current: str = ""
+    pipeline: str = ""  # the running pipeline's text (a pass that lowers sub-networks reuses it)
 
     def remark(self, message: str) -> None:
         """Record a remark from the running pass."""

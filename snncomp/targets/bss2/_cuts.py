@@ -46,6 +46,7 @@ class Units:
     offset: dict[str, int]
     circuits: np.ndarray  # [n] circuits of each neuron
     allowed: np.ndarray  # [n + 1] positions a partition may begin or end at (never inside a recurrent one)
+    cap: np.ndarray | None = None  # [n] most circuits of a partition holding the neuron (None: the chip's)
 
     @property
     def n(self) -> int:
@@ -66,7 +67,11 @@ class Units:
 
 
 def units_of(
-    comps: list[tuple[str, ...]], recurrent: list[bool], sizes: Mapping[str, int], widths: Mapping[str, int]
+    comps: list[tuple[str, ...]],
+    recurrent: list[bool],
+    sizes: Mapping[str, int],
+    widths: Mapping[str, int],
+    caps: Mapping[str, int] | None = None,
 ) -> Units:
     order = [p for members in comps for p in members]
     offset, pos = {}, 0
@@ -83,7 +88,21 @@ def units_of(
             allowed[at:end] = True
         at = end
     circuits = np.concatenate([np.full(sizes[p], widths[p], np.int64) for p in order])
-    return Units(order, offset, circuits, allowed)
+    cap = None
+    if caps:
+        big = np.iinfo(np.int64).max
+        cap = np.concatenate([np.full(sizes[p], caps.get(p, big), np.int64) for p in order])
+    return Units(order, offset, circuits, allowed, cap)
+
+
+def _fits(units: Units, cum: np.ndarray, a: np.ndarray, b: int, limit: int) -> np.ndarray:
+    """Which partitions ``[a, b)`` (``a`` an array of starts) hold at most ``limit`` circuits and their caps."""
+    ok = cum[b] - cum[a] <= limit
+    if units.cap is not None and len(a):
+        lo = int(a.min())
+        suffix = np.minimum.accumulate(units.cap[lo:b][::-1])[::-1]  # suffix[k]: min cap of lo+k .. b-1
+        ok &= cum[b] - cum[a] <= suffix[a - lo]
+    return ok
 
 
 def fewest(units: Units, limit: int) -> list[int]:
@@ -93,6 +112,11 @@ def fewest(units: Units, limit: int) -> list[int]:
     while bounds[-1] < units.n:
         b = bounds[-1]
         e = int(np.searchsorted(cum, cum[b] + limit, side="right")) - 1
+        if units.cap is not None:  # a neuron's cap also bounds the partition holding it
+            room = np.minimum.accumulate(units.cap[b:e])
+            over = np.flatnonzero(cum[b + 1 : e + 1] - cum[b] > room)
+            if len(over):
+                e = b + int(over[0])
         while e > b and not units.allowed[e]:
             e -= 1
         if e == b:  # a recurrent subnetwork larger than a chip: refused before packing
@@ -143,6 +167,7 @@ def fewest_cut(network: Network, units: Units, limit: int, k_max: int, k_fix: in
             continue
         lo = int(np.searchsorted(cum, cum[b] - limit, side="left"))
         cand = np.arange(lo, b)[units.allowed[lo:b]]
+        cand = cand[_fits(units, cum, cand, b, limit)]
         for k in range(1, k_max + 1):
             prev = best[k - 1, cand]
             if not len(cand) or prev.max() < 0:

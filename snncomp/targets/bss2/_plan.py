@@ -89,6 +89,19 @@ def _cumcount(keys: np.ndarray) -> np.ndarray:
     return out
 
 
+def _turns(tgt: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Position of each slot among its target's slots, in the order (key, slot)."""
+    if len(tgt) == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((np.arange(len(tgt)), key, tgt))
+    st = tgt[order]
+    start = np.r_[True, st[1:] != st[:-1]]
+    run_start = np.maximum.accumulate(np.where(start, np.arange(len(st)), 0))
+    out = np.empty(len(tgt), np.int64)
+    out[order] = np.arange(len(st)) - run_start
+    return out
+
+
 def plan_rows(problem: Problem, placement: Placement, *, check: bool = True) -> RowPlan:
     """The exact row demand of ``placement`` (and, with ``check``, every violated limit)."""
     chip = problem.chip
@@ -99,9 +112,11 @@ def plan_rows(problem: Problem, placement: Placement, *, check: bool = True) -> 
     ext = problem.external[src]
     h = placement.hemisphere[tgt]
     block = np.where(ext, -1, placement.column[src] // chip.columns_per_event_output)
-    # Spread each target's slots over its circuits, per (group-ish key, sign), round-robin.
-    key = ((h * (chip.event_outputs + 1) + block + 1) * 2 + sign) * problem.n_neurons + tgt
-    col = placement.column[tgt] + _cumcount(key) % placement.width[tgt]
+    # Spread each target's slots over its circuits round-robin, ordered by (group-ish key, sign): within a
+    # key the circuits take turns (so its rows are ceil(count / width)), and each key starts where the
+    # last one stopped, so that the circuits' totals differ by at most one (a fan-in of w * 256 fits).
+    key = (h * (chip.event_outputs + 1) + block + 1) * 2 + sign
+    col = placement.column[tgt] + _turns(tgt, key) % placement.width[tgt]
 
     groups: list[Group] = []
     slot_group = np.full(n, -1, np.int64)

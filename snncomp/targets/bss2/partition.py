@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import JsonValue
 
 from ...ir import Edge, InputNode, Network
 from ._annotations import ranges
@@ -55,6 +56,7 @@ class PartitionPlan:
     circuits: tuple[int, ...]
     limit: int
     objective: str
+    widths: Mapping[str, int] = dataclasses.field(default_factory=dict)  # circuits per neuron, per population
 
     @property
     def n_parts(self) -> int:
@@ -120,6 +122,7 @@ class PartitionPlan:
                 nodes.append(_join_nodes(node, [by_name[s.part][s.name] for s in own]))
         meta = dict(parts[0].metadata) if parts else {}
         meta.pop("bss2.partition", None)
+        meta.pop("bss2.placement", None)  # the plan's widths of partition 0's slices
         return self.network.replace(nodes=tuple(nodes), edges=tuple(edges), metadata={**self.network.metadata, **meta})
 
 
@@ -142,18 +145,47 @@ def _join_nodes(node: Any, pieces: Sequence[Any]) -> Any:
 
 
 def circuit_widths(
-    network: Network, fan_in: Mapping[str, np.ndarray], chip: ChipSpec, max_circuits_per_neuron: int
+    network: Network,
+    fan_in: Mapping[str, np.ndarray],
+    chip: ChipSpec,
+    max_circuits_per_neuron: int,
+    row_slack: int = 0,
 ) -> dict[str, int]:
-    """Circuits per neuron of every placed population, as ``place`` chooses them (fan-in over 256 rows)."""
-    rows = chip.rows_per_hemisphere
+    """Circuits per neuron of every placed population, as ``place`` chooses them (fan-in over 256 rows).
+
+    ``row_slack`` rows of every circuit are left free in the count (a re-plan after a circuit's rows
+    overflowed in routing); a width the network's ``bss2.placement`` metadata fixes is kept.
+    """
+    rows = max(1, chip.rows_per_hemisphere - max(0, row_slack))
+    fixed = _fixed_widths(network)
     out = {}
     for node in network.nodes:
         if node.kind == "input":
             continue
         slots = np.asarray(fan_in.get(node.name, np.zeros(node.size)))
         need = -(-int(slots.max(initial=0)) // rows)
-        out[node.name] = int(min(max(1, need), max(1, max_circuits_per_neuron)))
+        out[node.name] = fixed.get(node.name, int(min(max(1, need), max(1, max_circuits_per_neuron))))
     return out
+
+
+def _fixed_widths(network: Network) -> dict[str, int]:
+    spec = network.metadata.get("bss2.placement")
+    if not isinstance(spec, dict):
+        return {}
+    out = {}
+    for p, c in spec.items():
+        w = c.get("circuits_per_neuron") if isinstance(c, dict) else None
+        if isinstance(w, int) and not isinstance(w, bool) and w >= 1:  # place reports a bad value
+            out[p] = w
+    return out
+
+
+def _pins_circuits(network: Network, key: str) -> bool:
+    """Whether ``metadata[key]`` names circuits or hemispheres of one chip (a width alone carries over)."""
+    spec = network.metadata.get(key)
+    if key != "bss2.placement" or not isinstance(spec, dict):
+        return True
+    return any(not isinstance(c, dict) or set(c) - {"circuits_per_neuron"} for c in spec.values())
 
 
 def _who(sizes: Mapping[str, int], widths: Mapping[str, int], pops: Sequence[str]) -> tuple[str, ...]:
@@ -176,8 +208,9 @@ def _no_cut(
     for e in network.edges:
         sources.setdefault(e.target, []).append(e.source)
     out: list[Violation] = []
-    limit = chip.rows_per_hemisphere * max(1, max_circuits_per_neuron)
     for node in network.nodes:
+        # a width fixed in the metadata is what place gives the neuron, beyond max_circuits_per_neuron too
+        limit = chip.rows_per_hemisphere * max(1, max_circuits_per_neuron, widths.get(node.name, 1))
         slots = np.asarray(fan_in.get(node.name, np.zeros(0)))
         bad = np.flatnonzero(slots > limit)
         if node.kind != "input" and len(bad):
@@ -188,7 +221,7 @@ def _no_cut(
                     limit,
                     tuple(dict.fromkeys(sources.get(node.name, []))),
                     check=5,
-                    detail=f"{chip.rows_per_hemisphere} rows x {max_circuits_per_neuron} circuits per neuron",
+                    detail=f"{chip.rows_per_hemisphere} rows x {limit // chip.rows_per_hemisphere} circuits per neuron",
                     hint="a neuron's inputs must all reach it on one chip, so no cut helps; reduce its fan-in "
                     "(or split-sign{signs=used})",
                 )
@@ -208,7 +241,7 @@ def _no_cut(
                 )
             )
     for key in PINNING_KEYS:
-        if key in network.metadata:
+        if key in network.metadata and _pins_circuits(network, key):
             out.append(
                 Violation(
                     f"metadata['{key}']",
@@ -228,6 +261,8 @@ def plan_partitions(
     objective: str = "fewest-partitions",
     chips: int = 1,
     max_circuits_per_neuron: int = 4,
+    row_slack: int = 0,
+    caps: Mapping[str, int] | None = None,
 ) -> PartitionPlan:
     """Cut ``network`` into partitions that each fit ``chip`` (one partition when it fits).
 
@@ -237,6 +272,13 @@ def plan_partitions(
     synapses within ``max_partitions`` (ties: fewer partitions); both exact for that order (dynamic
     programming; beyond 5,000 neurons just the fewest partitions). ``fan_in[pop][i]`` counts the synapse
     slots into neuron ``i`` of ``pop`` (both signs, split copies).
+
+    ``row_slack`` and ``caps`` leave room when a plan that fits by count did not place or route
+    (:func:`~snncomp.targets.bss2.passes.partition.plan_and_lower` re-plans with them):
+    ``row_slack`` rows per circuit are not counted when sizing multi-circuit neurons, and the partition
+    holding population ``p`` holds at most ``caps[p]`` circuits (default: the chip's). Every partition's
+    sub-network carries its populations' widths as ``bss2.placement`` ``circuits_per_neuron``, so
+    ``place`` sizes them alike.
     Raises :class:`~.errors.ResourceError` naming every reason when the network needs more than
     ``max_partitions`` partitions (or more than ``chips`` chips where ``chips > 1``), or when no cut exists.
     """
@@ -245,11 +287,13 @@ def plan_partitions(
             "invalid partition option", [Violation("objective", detail=f"must be one of {', '.join(OBJECTIVES)}")]
         )
     sizes = {n.name: n.size for n in network.nodes}
-    widths = circuit_widths(network, fan_in, chip, max_circuits_per_neuron)
+    widths = circuit_widths(network, fan_in, chip, max_circuits_per_neuron, row_slack)
     total = sum(sizes[p] * w for p, w in widths.items())
-    if total <= chip.circuits:
+    caps = {p: int(c) for p, c in (caps or {}).items() if p in widths and c < chip.circuits}
+    room = min([chip.circuits, *caps.values()])
+    if total <= room:
         whole = tuple(PopulationSlice(population=p, start=0, stop=sizes[p], part=0, name=p) for p in widths)
-        return PartitionPlan(network, (network,), whole, (), (), (total,), chip.circuits, objective)
+        return PartitionPlan(network, (network,), whole, (), (), (total,), chip.circuits, objective, widths)
     comps, recurrent = components(network)
     blocked = _no_cut(network, fan_in, chip, widths, comps, recurrent, max_circuits_per_neuron)
     circuits = Violation(
@@ -264,8 +308,15 @@ def plan_partitions(
         raise ResourceError(
             "the network does not fit on the chip, and no cut into chip-sized partitions exists", [circuits, *blocked]
         )
-    units = units_of(comps, recurrent, sizes, widths)
-    least = fewest(units, chip.circuits)
+    for members, rec in zip(comps, recurrent):
+        # a cap never goes below one neuron, nor below a recurrent subnetwork (never cut) that holds it
+        need = sum(sizes[p] * widths[p] for p in members) if rec else 0
+        for p in members:
+            if p in caps:
+                caps[p] = max(caps[p], need, widths[p])
+    room = chip.circuits
+    units = units_of(comps, recurrent, sizes, widths, caps)
+    least = fewest(units, room)
     n = len(least) - 1
     more = f"partition{{max_partitions={n}}} (compile option max_partitions={n})"
     if max_partitions <= 1:
@@ -278,7 +329,14 @@ def plan_partitions(
                 "partitions",
                 n,
                 max_partitions,
-                detail=f"{total} neuron circuits in chips of {chip.circuits}",
+                detail=f"{total} neuron circuits in chips of {chip.circuits}"
+                + (
+                    " (the partitions of "
+                    + ", ".join(f"{p} hold at most {c}" for p, c in caps.items())
+                    + " to leave room for placement and routing)"
+                    if caps
+                    else ""
+                ),
                 hint=f"allow {more}, or reduce population sizes",
             )
         )
@@ -296,10 +354,10 @@ def plan_partitions(
     bounds = least
     if units.n <= EXACT_NEURONS:
         if objective == "fewest-partitions":
-            bounds = fewest_cut(network, units, chip.circuits, n, n)
+            bounds = fewest_cut(network, units, room, n, n)
         else:
             k_max = max_partitions if chips == 1 else min(max_partitions, chips)
-            bounds = fewest_cut(network, units, chip.circuits, min(k_max, units.n), None)
+            bounds = fewest_cut(network, units, room, min(k_max, units.n), None)
     return _build(network, units.parts(bounds, sizes), widths, chip.circuits, objective)
 
 
@@ -405,6 +463,10 @@ def _build(
     meta = {k: v for k, v in network.metadata.items() if k not in PINNING_KEYS}
     parts = []
     for i in range(len(packed)):
+        # the widths the plan counted, so that place makes the same neurons (not its own fan-in rule)
+        pinned: dict[str, JsonValue] = {
+            s.name: {"circuits_per_neuron": int(widths[s.population])} for s in slices if s.part == i
+        }
         used = {e.source for e in edges[i]}
         inputs = [n for n in network.nodes if n.kind == "input" and n.name in used]
         stand_ins = [InputNode(name=c.name, size=c.stop - c.start) for c in cuts if c.target_part == i]
@@ -419,10 +481,16 @@ def _build(
                 nodes=(*inputs, *stand_ins, *own),
                 edges=tuple(edges[i]),
                 outputs=tuple(n.name for n in own),
-                metadata={**meta, "bss2.partition": {"of": network.name, "index": i, "count": len(packed)}},
+                metadata={
+                    **meta,
+                    "bss2.placement": pinned,
+                    "bss2.partition": {"of": network.name, "index": i, "count": len(packed)},
+                },
             )
         )
     circuits = tuple(
         sum((s.stop - s.start) * widths[s.population] for s in slices if s.part == i) for i in range(len(packed))
     )
-    return PartitionPlan(network, tuple(parts), tuple(slices), tuple(pieces), cuts, circuits, limit, objective)
+    return PartitionPlan(
+        network, tuple(parts), tuple(slices), tuple(pieces), cuts, circuits, limit, objective, dict(widths)
+    )

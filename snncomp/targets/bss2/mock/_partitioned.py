@@ -78,8 +78,8 @@ def compile_partitioned(network: Any, **options: Any) -> Executable:
     wanted = options.get("max_partitions", 1)
     if not isinstance(wanted, int) or wanted <= 1:  # (compile_mock's pipeline reports a bad value)
         return compile_mock(network, **options)
-    from ....passes import PassManager
-    from ..passes.partition import plan_of
+    from ....passes import PassManager, pipeline
+    from ..passes.partition import plan_and_lower
 
     calibration = options.get("calibration")
     per_chip = isinstance(calibration, list | tuple)
@@ -91,13 +91,9 @@ def compile_partitioned(network: Any, **options: Any) -> Executable:
         # each partition's compilation warns about its own weights
         warnings.simplefilter("ignore")
         lowered = PassManager(prefix, verify_each=own.verify_each).run(network, compile_options)
-    plan = plan_of(
-        lowered.graph,
-        compile_options,
-        max_partitions=partition.max_partitions,
-        objective=partition.objective,
-        chips=partition.chips,
-    )
+    # the plan whose partitions all place and route (re-planned with slack where one did not)
+    text = str(pipeline("bss2", **pass_options))
+    plan, _ = plan_and_lower(lowered.graph, compile_options, partition.plan_options(), text)
     if plan.n_parts == 1 and not per_chip:
         return compile_mock(network, **options)
     if per_chip and (partition.chips == 1 or len(calibrations) != plan.n_parts):

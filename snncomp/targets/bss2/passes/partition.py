@@ -12,6 +12,7 @@ leave such a graph to it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,7 +25,14 @@ from ..errors import ResourceError, _ViolationsError
 from ..partition import PartitionPlan, plan_partitions
 from .place import Place
 
-__all__ = ["PART_PIPELINE_OPTION", "Partition", "is_partitioned", "lower_parts"]
+__all__ = ["PART_PIPELINE_OPTION", "Partition", "is_partitioned", "lower_parts", "plan_and_lower"]
+
+# Re-planning after a partition failed to place or route: rows left free per circuit when a circuit's
+# fan-in overflowed (checks 5, 6) and a wider neuron helps; otherwise the partition that holds the
+# failing partition's widest population is capped at these fractions of the chip, in turn.
+ROW_SLACKS = (8, 16, 32, 64)
+FILLS = (15 / 16, 7 / 8, 3 / 4, 5 / 8, 1 / 2, 3 / 8, 1 / 4)
+FAN_IN_CHECKS = (5, 6)
 
 PART_PIPELINE_OPTION = "bss2.part_pipeline"
 """Compile option: the pipeline text that lowers each partition (default ``snncomp.pipeline("bss2")``)."""
@@ -35,20 +43,81 @@ def is_partitioned(graph: nx.MultiDiGraph) -> bool:
     return graph.graph["ann"].get("partitioned") is not None
 
 
-def _max_circuits_per_neuron() -> int:
-    # place's default, so that both passes size multi-circuit neurons alike
-    return int(Place.max_circuits_per_neuron)
-
-
 def plan_of(graph: nx.MultiDiGraph, options: dict[str, Any], **plan_options: Any) -> PartitionPlan:
     """The partition plan of a quantized graph (``plan_options`` as :func:`plan_partitions` takes them)."""
     chip = chip_of(graph, options)
     problem = Problem.from_graph(graph, chip)
     slots = problem.fan_in()
     fan_in = {p: slots[problem.ids(p)] for p in problem.pops}
-    return plan_partitions(
-        from_graph(graph), fan_in, chip, max_circuits_per_neuron=_max_circuits_per_neuron(), **plan_options
-    )
+    return plan_partitions(from_graph(graph), fan_in, chip, **plan_options)
+
+
+def plan_and_lower(
+    graph: nx.MultiDiGraph,
+    options: dict[str, Any],
+    plan_options: dict[str, Any],
+    pipeline: str | None = None,
+    remark: Callable[[str], None] | None = None,
+) -> tuple[PartitionPlan, list[Any]]:
+    """The partition plan of a quantized graph and each partition lowered (``CompileResult`` per partition).
+
+    The plan counts circuits and rows; whether a partition then places and routes is up to ``place``
+    and ``route``. When one does not, the plan is made again with slack, as the failure asks for:
+    a circuit's fan-in over its rows (checks 5, 6 of BSS2_SPEC §5.2) leaves ``ROW_SLACKS`` rows per
+    circuit free when sizing multi-circuit neurons; any other failure (adjacent circuits, rows or
+    drivers of a PADI bus) fills partitions only to ``FILLS`` of the chip. It stops at the first plan
+    that lowers, and re-raises the last failure when no slack helps within ``max_partitions``.
+    A plan of one partition is returned without lowering (the single-chip passes follow).
+    """
+    slack = 0
+    caps: dict[str, int] = {}
+    plan = plan_of(graph, options, **plan_options)
+    while True:
+        if plan.n_parts == 1:
+            return plan, []
+        try:
+            return plan, lower_parts(plan, options, pipeline)
+        except _ViolationsError as exc:
+            failure = exc
+        index = int(failure.summary.split()[1]) if failure.summary.startswith("partition ") else 0
+        fan_in = any(v.check in FAN_IN_CHECKS for v in failure.violations)
+        before = _shape(plan)
+        while _shape(plan) == before:  # a slack that changes nothing (widths at their maximum) is skipped
+            if fan_in and slack < len(ROW_SLACKS):
+                slack += 1
+            else:
+                fan_in = False
+                pop = _widest(plan, index)
+                smaller = [int(plan.limit * f) for f in FILLS if int(plan.limit * f) < plan.circuits[index]]
+                if pop is None or not smaller or caps.get(pop, plan.limit) <= smaller[-1]:
+                    raise failure
+                caps[pop] = next(c for c in smaller if c < caps.get(pop, plan.limit))
+            retry = {**plan_options, "row_slack": ROW_SLACKS[slack - 1] if slack else 0, "caps": dict(caps)}
+            try:
+                plan = plan_of(graph, options, **retry)
+            except ResourceError as more:
+                raise type(failure)(
+                    f"{failure.summary}; with room to place and route it, {more.summary}",
+                    [*failure.violations, *more.violations],
+                ) from failure
+        if remark is not None:
+            held = ", ".join(f"{p}'s partition at most {c}" for p, c in caps.items())
+            remark(
+                f"re-planned: {failure.summary.split(':', 1)[0]} did not lower "
+                f"({failure.violations[0].resource}); now {retry['row_slack']} rows per circuit spare"
+                + (f", circuits: {held}" if held else "")
+                + f": {plan.n_parts} partition(s)"
+            )
+
+
+def _widest(plan: PartitionPlan, index: int) -> str | None:
+    """The population of partition ``index`` with the most circuits per neuron (the last among equals)."""
+    widths = {s.population: plan.widths[s.population] for s in plan.slices if s.part == index}
+    return max(reversed(list(widths)), key=widths.__getitem__) if widths else None
+
+
+def _shape(plan: PartitionPlan) -> tuple[Any, ...]:
+    return plan.slices, plan.circuits
 
 
 def lower_parts(plan: PartitionPlan, options: dict[str, Any], pipeline: str | None = None) -> list[Any]:
@@ -97,22 +166,40 @@ class Partition(Pass):
     objective: Literal["fewest-partitions", "fewest-cut-synapses"] = "fewest-partitions"
     chips: int = 1
     inter_chip_latency: float = 1e-3
+    # place's option of the same name: pipeline("bss2", max_circuits_per_neuron=k) sets both, so that the
+    # plan sizes multi-circuit neurons as place will
+    max_circuits_per_neuron: int = Place.max_circuits_per_neuron
 
     def __post_init__(self) -> None:
         for name, value, ok in (
             ("max_partitions", self.max_partitions, isinstance(self.max_partitions, int) and self.max_partitions >= 1),
             ("chips", self.chips, isinstance(self.chips, int) and self.chips >= 1),
             ("inter_chip_latency", self.inter_chip_latency, _finite(self.inter_chip_latency)),
+            (
+                "max_circuits_per_neuron",
+                self.max_circuits_per_neuron,
+                isinstance(self.max_circuits_per_neuron, int) and self.max_circuits_per_neuron >= 1,
+            ),
         ):
             if not ok:
                 raise ResourceError("invalid partition option", [_bad(name, value)])
 
+    def plan_options(self) -> dict[str, Any]:
+        """This pass's options as :func:`~snncomp.targets.bss2.partition.plan_partitions` takes them."""
+        return {
+            "max_partitions": self.max_partitions,
+            "objective": self.objective,
+            "chips": self.chips,
+            "max_circuits_per_neuron": self.max_circuits_per_neuron,
+        }
+
     def run(self, graph: nx.MultiDiGraph, ctx: PassContext) -> nx.MultiDiGraph:
         g = graph.copy()
-        plan = plan_of(g, ctx.options, max_partitions=self.max_partitions, objective=self.objective, chips=self.chips)
+        # each partition by the running pipeline (its own 'partition' pass leaves it whole)
+        text = ctx.options.get(PART_PIPELINE_OPTION) or ctx.pipeline or None
+        plan, results = plan_and_lower(g, ctx.options, self.plan_options(), text, ctx.remark)
         if plan.n_parts == 1:
             return g
-        results = lower_parts(plan, ctx.options, ctx.options.get(PART_PIPELINE_OPTION))
         config = plan.config(
             [r.annotations["hardware_config"] for r in results], self.chips, float(self.inter_chip_latency)
         )

@@ -274,6 +274,16 @@ class Place(Pass):
             idx = np.flatnonzero(runs[lo:last] == w)
         return int(lo + idx[0]) if len(idx) else -1
 
+    @staticmethod
+    def _last_free(occupied: np.ndarray, h: int, w: int) -> int:
+        """Last column ``c`` with ``w`` free circuits ``c .. c+w-1`` in hemisphere ``h`` (or -1)."""
+        free = (~occupied[h]).astype(np.int64)
+        if len(free) < w:
+            return -1
+        runs = np.convolve(free, np.ones(w, np.int64), mode="valid")
+        idx = np.flatnonzero(runs == w)
+        return int(idx[-1]) if len(idx) else -1
+
     def _first_fit(
         self, problem: Problem, constraints: dict[str, _Constraint], placement: Placement, occupied: np.ndarray
     ) -> Placement:
@@ -517,6 +527,27 @@ class Place(Pass):
         for s in sources:
             if placement.hemisphere[s] >= 0:
                 commit(int(s), int(placement.column[s] // cpe))
+        # Multi-circuit neurons that feed no other neuron send no events, so their columns do not matter to
+        # routing: they go first, widest first, packed from the right end of their hemisphere. A source
+        # placed by bus balance takes the first free column of a block, which leaves gaps that would not
+        # hold a multi-circuit neuron placed after it (one-circuit ones fill the gaps, below).
+        is_source = np.zeros(N, bool)
+        is_source[sources] = True
+        sinks = [
+            int(n)
+            for n in problem.placed_ids()
+            if placement.hemisphere[n] < 0 and not is_source[n] and int(width[n]) > 1
+        ]
+        for nid in sorted(sinks, key=lambda n: -int(width[n])):
+            h, w = int(hem[nid]), int(width[nid])
+            col = self._last_free(occupied, h, w)
+            if col < 0:
+                h = next((x for x in range(H) if x != h and self._last_free(occupied, x, w) >= 0), h)
+                col = self._last_free(occupied, h, w)
+            if col < 0:
+                raise self._no_room(problem, nid, w)
+            placement.hemisphere[nid], placement.column[nid] = h, col
+            occupied[h, col : col + w] = True
         out_deg = np.bincount(src, minlength=N)
         pop_deg = {p: int(out_deg[problem.ids(p)].sum()) for p in assign}
         order = [int(s) for s in sources if placement.hemisphere[s] < 0]
