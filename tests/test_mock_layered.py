@@ -278,3 +278,24 @@ def test_first_spike_draws_are_the_noise_tables_first_column(typed: bool) -> Non
     # Equal up to the last bit of the scale (XLA may round a product differently in another program).
     np.testing.assert_allclose(np.asarray(jit0), np.asarray(jit_tab[:, :, 0]), rtol=3e-7, atol=0)
     np.testing.assert_allclose(np.asarray(thr0), np.asarray(thr_tab[:, :, 0]), rtol=3e-7, atol=0)
+
+
+@pytest.mark.parametrize("events", [40, 700])  # the pairwise form, and the sort beyond _PAIRWISE_MAX
+def test_bus_queue_positions_count_the_live_events_before_each_on_its_bus(events: int) -> None:
+    import jax.numpy as jnp
+
+    from snncomp.targets.bss2.mock._layered_kernels import _PAIRWISE_MAX, _queue_positions
+
+    assert (events > _PAIRWISE_MAX) == (events == 700)
+    rng = np.random.default_rng(events)
+    B = 5
+    t = rng.integers(0, 30, (events, B)).astype(np.float64)  # many equal times: ties go by index
+    t[rng.random((events, B)) < 0.1] = np.inf
+    bus = rng.integers(0, 9, (events, B))
+    live = np.isfinite(t) & (bus < 8)
+    got = np.asarray(_queue_positions(jnp.asarray(t), jnp.asarray(bus), jnp.asarray(live)))
+    idx = np.arange(events)
+    for b in range(B):
+        for e in np.flatnonzero(live[:, b]):
+            earlier = (t[:, b] < t[e, b]) | ((t[:, b] == t[e, b]) & (idx < e))
+            assert got[e, b] == np.sum(live[:, b] & (bus[:, b] == bus[e, b]) & earlier), (e, b)

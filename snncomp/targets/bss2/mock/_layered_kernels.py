@@ -36,6 +36,30 @@ def _order(t: Array) -> Array:
     return jnp.sum(jnp.where(rank[None, :, :] == i, j, 0), axis=1, dtype=jnp.int32)
 
 
+def _queue_positions(t: Array, bus: Array, live: Array) -> Array:
+    """``[E, B]``: each live event's place in its bus's queue, the number of live events on the same bus
+    before it (earlier time, or the same time and a smaller index); dead events get any place."""
+    E = t.shape[0]
+    if E <= _PAIRWISE_MAX:
+        i = jnp.arange(E, dtype=jnp.int32)[:, None, None]
+        j = jnp.arange(E, dtype=jnp.int32)[None, :, None]
+        before = (t[None, :, :] < t[:, None, :]) | ((t[None, :, :] == t[:, None, :]) & (j < i))  # [i, j, B]
+        same = bus[None, :, :] == bus[:, None, :]
+        return jnp.sum(before & same & live[None, :, :], axis=1, dtype=jnp.int32)
+    # Long lists (a partition reading many stand-in inputs: E ~ 1,000 makes the pairwise form E^2 x B):
+    # sort by (bus, time, index); a live event's place is its rank minus where its bus's run starts.
+    nb = jnp.max(jnp.where(live, bus, 0)) + 1
+    key = jnp.where(live, bus, nb)  # dead events after every bus
+    idx = jnp.broadcast_to(jnp.arange(E, dtype=jnp.int32)[:, None], t.shape)
+    order = jnp.lexsort((idx, t, key), axis=0)  # primary: key
+    sk = jnp.take_along_axis(key, order, axis=0)
+    rank = jnp.arange(E, dtype=jnp.int32)[:, None]
+    first = jnp.where(jnp.concatenate([jnp.ones_like(sk[:1], bool), sk[1:] != sk[:-1]]), rank, 0)
+    start = lax.cummax(first, axis=0)
+    cols = jnp.broadcast_to(jnp.arange(t.shape[1])[None, :], t.shape)
+    return jnp.zeros(t.shape, jnp.int32).at[order, cols].set(rank - start)
+
+
 def _take(x: Array, perm: Array) -> Array:
     """``x[perm[i, b], b, ...]``."""
     idx = perm.reshape(perm.shape + (1,) * (x.ndim - 2))
@@ -101,10 +125,7 @@ def bus_stage(
     # Each bus is a FIFO (a source has at most one lane per bus): the place of a lane event in its
     # bus's queue is the number of live events before it there.
     n_items = t.shape[0]
-    i = jnp.arange(n_items, dtype=jnp.int32)[:, None, None]
-    j = jnp.arange(n_items, dtype=jnp.int32)[None, :, None]
-    before = (t[None, :, :] < t[:, None, :]) | ((t[None, :, :] == t[:, None, :]) & (j < i))  # [i, j, B]
-    pos = jnp.sum(before & (bus[None, :, :] == bus[:, None, :]) & live[None, :, :], axis=1, dtype=jnp.int32)
+    pos = _queue_positions(t, bus, live)
     P = min(st.queue_length(n_in), n_items)
     cols = jnp.arange(B)[None, :]
     slot_bus = jnp.where(live, bus, nb)  # out of range: dropped
