@@ -11,12 +11,14 @@ circuits, and re-planning with slack when a partition does not lower.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import snncomp
 from snncomp import ir
+from snncomp.cli import main
 from snncomp.passes import PassManager, node_annotations
 from snncomp.targets.bss2 import PartitionedConfig, ResourceError, plan_partitions
 from snncomp.targets.bss2.errors import WeightSaturationWarning
@@ -173,3 +175,16 @@ def test_every_partition_is_lowered_with_the_running_pipelines_options() -> None
     widths = {n.width for n in last.neurons if n.population == "o"}
     assert len(widths) == 1 and 3 <= widths.pop() <= 4  # ceil(700 / 256), or one more after a re-plan
     assert max(max(p.weight) for p in last.projections.values()) <= 31  # 5-bit weights
+
+
+def test_bss2_map_sets_the_circuits_per_neuron_and_shows_the_re_plans(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "wide.json"
+    ir.save(wide(700), path)
+    assert main(["bss2-map", str(path), "--max-partitions", "3"]) != 0  # 4 circuits per neuron: 1024 < 1400 slots
+    assert "synapses into neuron o[0-2]: demand 1400 > limit 1024" in capsys.readouterr().err
+    assert main(["bss2-map", str(path), "--max-partitions", "3", "--max-circuits-per-neuron", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "BrainScaleS-2 partitions for @wide700: 2 on one chip" in out
+    assert "[partition] re-planned: partition 1 of 2" in out

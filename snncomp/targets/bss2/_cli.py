@@ -39,6 +39,18 @@ def _cmd_bss2_map(args: argparse.Namespace) -> int:
                 "has none"
             )
         passes = [dataclasses.replace(p, **chosen) if p.name == "partition" else p for p in passes]
+    if args.max_circuits_per_neuron is not None:
+        # every pass with the option (place, partition) sizes multi-circuit neurons alike
+        if not any(p.name == "place" for p in passes):
+            raise PipelineError(
+                "--max-circuits-per-neuron sets an option of the 'place' pass, but the pipeline has none"
+            )
+        passes = [
+            dataclasses.replace(p, max_circuits_per_neuron=args.max_circuits_per_neuron)  # type: ignore[call-arg]
+            if any(f.name == "max_circuits_per_neuron" for f in dataclasses.fields(p))
+            else p
+            for p in passes
+        ]
     if args.first_fit:
         if not any(p.name == "place" for p in passes):
             raise PipelineError("--first-fit chooses the strategy of the 'place' pass, but the pipeline has none")
@@ -135,6 +147,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         type=_positive_int,
         default=None,
         help="emulated chips: 1 runs the partitions one after another (default), N one partition per chip",
+    )
+    p.add_argument(
+        "--max-circuits-per-neuron",
+        type=_positive_int,
+        default=None,
+        help="circuits one neuron may span (place's and partition's option; default 4: fan-in up to 1024 slots)",
     )
     p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
     p.set_defaults(func=_cmd_bss2_map)
