@@ -119,7 +119,7 @@ def _compare(net: Network, inputs: dict, tally: Counter) -> None:
                 for pop in rec_g.spikes:
                     tf, nf = np.asarray(rec_f.spikes[pop].times)[b], np.asarray(rec_f.spikes[pop].neurons)[b]
                     tg, ng = np.asarray(rec_g.spikes[pop].times)[b], np.asarray(rec_g.spikes[pop].neurons)[b]
-                    note(f"{name} sample {b} {pop}: layered {list(zip(tf, nf))} general {list(zip(tg, ng))}")
+                    _note(f"{name} sample {b} {pop}: layered {list(zip(tf, nf))} general {list(zip(tg, ng))}")
                     assert sorted(zip(tf[nf >= 0], nf[nf >= 0])) == sorted(zip(tg[ng >= 0], ng[ng >= 0])), (
                         name,
                         b,
@@ -127,6 +127,13 @@ def _compare(net: Network, inputs: dict, tally: Counter) -> None:
                     )
                     tally["spikes"] += int(np.sum(nf >= 0))
                 tally["compared"] += 1
+
+
+def _note(text: str) -> None:
+    try:
+        note(text)
+    except Exception:  # outside a property (a fixed case): the assertion below says enough
+        pass
 
 
 def _run_property(examples: int) -> Counter:
@@ -299,3 +306,45 @@ def test_bus_queue_positions_count_the_live_events_before_each_on_its_bus(events
         for e in np.flatnonzero(live[:, b]):
             earlier = (t[:, b] < t[e, b]) | ((t[:, b] == t[e, b]) & (idx < e))
             assert got[e, b] == np.sum(live[:, b] & (bus[:, b] == bus[e, b]) & earlier), (e, b)
+
+
+def test_a_layer_leaves_out_the_inputs_that_reach_only_later_layers() -> None:
+    # x feeds h, s feeds only o (a partition's stand-ins for an earlier partition's neurons): h's sweep
+    # leaves out s's events, and the result is the general engine's.
+    from snncomp.targets.bss2.mock._io import input_segments
+    from snncomp.targets.bss2.mock._layered_kernels import level_rows
+
+    rng = np.random.default_rng(11)
+    net = snncomp.Network("standins")
+    x, s = net.input("x", 4), net.input("s", 6)
+    h = net.lif("h", 6, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    o = net.lif("o", 3, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    net.connect(x, h, weight=rng.uniform(0.6, 1.6, (4, 6)))
+    net.connect(s, o, weight=rng.uniform(0.2, 0.8, (6, 3)))
+    net.connect(h, o, weight=rng.uniform(0.2, 0.8, (6, 3)))
+    built = net.build()
+    inputs = {}
+    for name, size in (("x", 4), ("s", 6)):
+        t = np.full((BATCH, EVENTS), np.inf)
+        n = np.full((BATCH, EVENTS), -1)
+        for b in range(BATCH):
+            real = int(rng.integers(EVENTS // 2, EVENTS + 1))
+            t[b, :real] = rng.choice(6, real) * TICK * 40 + rng.uniform(0, 2e-3, real)
+            n[b, :real] = rng.integers(0, size, real)
+        inputs[name] = (t, n)
+    tally: Counter = Counter()
+    _compare(built, inputs, tally)
+    assert tally["networks (ideal)"] == tally["networks (realistic)"] == 1, tally  # both layer-parallel
+    assert tally["compared"] >= BATCH and tally["spikes"] > 0, tally
+
+    exe = compile_mock(built, t_max=T_MAX, mock=MockConfig.ideal())
+    cur = exe._current
+    times = {k: t for k, (t, _n) in inputs.items()}
+    segments = input_segments(cur, exe._inputs, times)
+    assert [c1 - c0 for c0, c1, _h0, _h1 in segments] == [EVENTS, EVENTS]
+    lt = cur.layered.tables
+    for lv in lt.levels:  # h leaves out s's events, o leaves out x's
+        rows = level_rows(lt, lv, 2 * EVENTS, segments)
+        assert rows and all(r is not None for r in rows.values())
+        stage_rows = {s: (lt.stages[s].nrn.shape[0] + 2 * EVENTS * lt.in_sources.shape[1]) for s in rows}
+        assert all(len(r) < stage_rows[s] * lt.stages[s].in_lanes.shape[1] for s, r in rows.items())

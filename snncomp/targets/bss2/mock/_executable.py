@@ -60,7 +60,7 @@ from ._config import MockConfig
 from ._engine import BatchResult, run_batch
 from ._health import MockHealth
 from ._hil import differentiable_spikes, recorded_times
-from ._io import DeviceConstants, flat_inputs, flat_weights, raise_overflow, readout_spikes
+from ._io import DeviceConstants, flat_inputs, flat_weights, input_segments, raise_overflow, readout_spikes
 from ._layered import run_layered
 from ._noise import draw, noise_scales
 from ._options import MockOptions, parse_options
@@ -290,10 +290,17 @@ class MockExecutable(EmulatorExecutable):
             flat_w = self._constants.get(
                 ("zeros", cur.readout.weight_length), None, None, lambda: jnp.zeros(cur.readout.weight_length, dtype)
             )
-        # run_layered takes the layered tables as its second argument, run_batch takes none.
-        run: Callable[..., BatchResult] = run_layered if engine == "layered" else run_batch
-        tables = (cur.layered.tables,) if engine == "layered" else ()
-        res = run(cur.arrays, *tables, synapses, flat_w, ev_t, ev_ch, t_arg, key, trial, noise, cur.options, traced)
+        # run_layered takes the layered tables as its second argument (and the input columns' channels),
+        # run_batch takes neither.
+        run: Callable[..., BatchResult] = run_batch
+        tables: tuple[Any, ...] = ()
+        extra: dict[str, Any] = {}
+        if engine == "layered":
+            run, tables = run_layered, (cur.layered.tables,)
+            extra["segments"] = input_segments(cur, self._inputs, times)
+        res = run(
+            cur.arrays, *tables, synapses, flat_w, ev_t, ev_ch, t_arg, key, trial, noise, cur.options, traced, **extra
+        )
         self._engine_used = engine
 
         index = self._placements.entries.index(cur)

@@ -87,6 +87,21 @@ def flat_inputs(
     return jnp.asarray(t, dtype), jnp.asarray(ch, jnp.int32), bad
 
 
+def input_segments(
+    placement: Placement, inputs: Sequence[tuple[str, int]], times: dict
+) -> tuple[tuple[int, int, int, int], ...]:
+    """Which channels the columns of :func:`flat_inputs`' event array hold: per input population
+    ``(first column, end column, first channel, end channel)`` (its buffer, in the same order)."""
+    out = []
+    col = 0
+    for name, size in inputs:
+        width = int(np.shape(times[name])[-1])
+        ch = int(placement.readout.input_offsets[name])
+        out.append((col, col + width, ch, ch + int(size)))
+        col += width
+    return tuple(out)
+
+
 def flat_weights(placement: Placement, params: Mapping[str, Any], dtype: Any) -> Array:
     """The model weights of ``params`` as one flat vector in the placement's readout order."""
     ro = placement.readout

@@ -78,7 +78,7 @@ from ._engine import (
     requantize_flat,
     sample_keys,
 )
-from ._layered_kernels import bus_stage, input_releases, layer_sweep
+from ._layered_kernels import _PAIRWISE_MAX, bus_stage, input_releases, layer_sweep, level_rows
 from ._layered_plan import LayeredPlan, LayeredTables, layered_plan
 
 try:  # the threefry hash itself, to draw single columns of a noise table (see _normal_column)
@@ -152,10 +152,16 @@ def run_layered(
     noise: Array,
     opts: EngineOptions,
     requantize: bool,
+    segments: tuple[tuple[int, int, int, int], ...] | None = None,
 ) -> BatchResult:
-    """:func:`._engine.run_batch` for a configuration :func:`layered_plan` accepted (same arguments and result)."""
+    """:func:`._engine.run_batch` for a configuration :func:`layered_plan` accepted (same arguments and result).
+
+    ``segments`` (optional, static): which input channels the event columns hold, ``(first column, end
+    column, first channel, end channel)`` per input population, so that each layer's sweep leaves out the
+    events that cannot reach it (:func:`._layered_kernels.level_rows`).
+    """
     return _run_layered(
-        arrays, lt, synapses, flat_weights, ev_time, ev_channel, t_max, key, trial, noise, opts, requantize
+        arrays, lt, synapses, flat_weights, ev_time, ev_channel, t_max, key, trial, noise, opts, requantize, segments
     )
 
 
@@ -172,6 +178,7 @@ def _run_layered_impl(
     noise: Array,
     opts: EngineOptions,
     requantize: bool,
+    segments: tuple[tuple[int, int, int, int], ...] | None = None,
 ) -> BatchResult:
     dtype = arrays.base_synapses.dtype
     keys = sample_keys(key, trial, ev_time.shape[0])
@@ -186,11 +193,12 @@ def _run_layered_impl(
     B = ev_time.shape[0]
     # Samples are independent: a batch whose working arrays would be large runs in chunks, one after another.
     chunk = B
+    rows = [level_rows(lt, lv, ev_time.shape[1], segments) for lv in lt.levels]
     n_events = ev_time.shape[1] * lt.in_sources.shape[1]
-    while chunk > 8 and chunk * _bytes_per_sample(lt, n_events, n_pad) > _CHUNK_BYTES:
+    while chunk > 8 and chunk * _bytes_per_sample(lt, n_events, n_pad, rows) > _CHUNK_BYTES:
         chunk //= 2
     run: Callable[[tuple[Array, Array, Array, Array]], tuple[Array, ...]]
-    run = lambda x: _simulate(arrays, lt, lane_w, *x, t_max, noise, opts)  # noqa: E731
+    run = lambda x: _simulate(arrays, lt, lane_w, *x, t_max, noise, opts, rows)  # noqa: E731
     args = (ev_time, ev_channel, jit0, thr0)
     if chunk == B:
         out = run(args)
@@ -214,18 +222,28 @@ def _run_layered_impl(
 _CHUNK_BYTES = 256 << 20  # working arrays of one chunk of samples
 
 
-def _bytes_per_sample(lt: LayeredTables, n_events: int, n_pad: int) -> int:
-    """A generous estimate of one sample's working arrays (per-interval arrays, pairwise orderings, readout)."""
+def _bytes_per_sample(
+    lt: LayeredTables, n_events: int, n_pad: int, rows: list[dict[int, np.ndarray | None]] | None = None
+) -> int:
+    """A generous estimate of one sample's working arrays (per-interval arrays, orderings, readout)."""
+
+    def ordering(m: int) -> int:  # pairwise up to _PAIRWISE_MAX entries, a sort beyond
+        return m * m if m <= _PAIRWISE_MAX else 16 * m
+
     items = []
     for st in lt.stages:
         events = (n_events if st.has_inputs else 0) + (st.nrn.shape[0] if st.has_neurons else 0)
         items.append(events * st.nrn_lanes.shape[1])
     total = n_pad * n_pad
     for s in items:
-        total += s * s
-    for lv in lt.levels:
-        m = sum(items[s] for s in lv.stages)
-        total += 24 * (m + 1) * lv.neurons.shape[0] + m * m
+        total += ordering(s)
+    for i, lv in enumerate(lt.levels):
+        kept = rows[i] if rows is not None else {}
+        m = 0
+        for s in lv.stages:
+            r = kept.get(s)
+            m += items[s] if r is None else len(r)
+        total += 24 * (m + 1) * lv.neurons.shape[0] + ordering(m)
     return 4 * total
 
 
@@ -240,6 +258,7 @@ def _simulate(
     t_max: Array,
     noise: Array,
     opts: EngineOptions,
+    rows: list[dict[int, np.ndarray | None]] | None = None,
 ) -> tuple[Array, Array, Array, Array, Array]:
     """One batch (or chunk of it): readout, overflow, counters and grazing value per sample."""
     dtype = lane_w.dtype
@@ -263,7 +282,7 @@ def _simulate(
     delay = noise[1]
     stamp = jnp.full((B, n_pad), jnp.inf, dtype)
     for d, lv in enumerate(lt.levels, start=1):
-        c, g = layer_sweep(lv, nz, theta, lane_w, stage_out, t_end)
+        c, g = layer_sweep(lv, nz, theta, lane_w, stage_out, t_end, None if rows is None else rows[d - 1])
         at = jnp.where(lv.real, lv.neurons, n_pad)  # padding: dropped
         crossing = crossing.at[:, at].set(c, mode="drop")
         crossing_t = crossing_t.at[at].set(c.T, mode="drop")
@@ -317,9 +336,9 @@ def _simulate(
     n_pops = tb.capacity.shape[0]
     overflow = jnp.zeros((B, n_pops), bool)
     slot = jnp.where(keep, tb.offset[pop][None, :] + pos, E)
-    rows = jnp.arange(B)[:, None]
-    rec_t = jnp.full((B, E), jnp.inf, dtype).at[rows, slot].set(stamp, mode="drop")
-    rec_n = jnp.full((B, E), -1, jnp.int32).at[rows, slot].set(jnp.broadcast_to(tb.index, (B, n_pad)), mode="drop")
+    samples = jnp.arange(B)[:, None]
+    rec_t = jnp.full((B, E), jnp.inf, dtype).at[samples, slot].set(stamp, mode="drop")
+    rec_n = jnp.full((B, E), -1, jnp.int32).at[samples, slot].set(jnp.broadcast_to(tb.index, (B, n_pad)), mode="drop")
     counters = jnp.stack(
         [
             delayed,
@@ -333,4 +352,4 @@ def _simulate(
     return rec_t, rec_n, overflow, counters, gap
 
 
-_run_layered = jax.jit(_run_layered_impl, static_argnames=("opts", "requantize"))
+_run_layered = jax.jit(_run_layered_impl, static_argnames=("opts", "requantize", "segments"))

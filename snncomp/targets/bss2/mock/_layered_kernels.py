@@ -149,6 +149,38 @@ def bus_stage(
     return t, ids, ls, jnp.where(live, back(d), jnp.inf), live & back(later), live & back(dropped)
 
 
+def level_rows(
+    lt: LayeredTables, lv: LevelTables, n_columns: int, segments: tuple[tuple[int, int, int, int], ...] | None
+) -> dict[int, np.ndarray | None]:
+    """Per bus stage feeding ``lv``: the rows of its lane events that can reach the layer (``None``: all).
+
+    ``segments`` ``(first column, end column, first channel, end channel)`` say which input channels the
+    event columns ``0 .. n_columns-1`` hold (the executable concatenates one buffer per input population);
+    an input event whose column holds no channel reaching the layer (e.g. a stand-in feeding only a later
+    layer) is left out: its deliveries carry no weight into the layer. Without segments: every row.
+    """
+    out: dict[int, np.ndarray | None] = {s: None for s in lv.stages}
+    if segments is None:
+        return out
+    cols = np.zeros(n_columns, bool)
+    for c0, c1, h0, h1 in segments:
+        if any(lo < h1 and h0 < hi for lo, hi in lv.in_channels):
+            cols[c0:c1] = True
+    if cols.all():
+        return out
+    Lw = lt.in_sources.shape[1]
+    for s in lv.stages:
+        st = lt.stages[s]
+        K = st.nrn_lanes.shape[1] if st.has_neurons else st.in_lanes.shape[1]
+        ns = st.nrn.shape[0] if st.has_neurons else 0
+        items = [np.arange(ns)]
+        if st.has_inputs:
+            items.append(ns + np.flatnonzero(np.repeat(cols, Lw)))
+        item = np.concatenate(items)
+        out[s] = (item[:, None] * K + np.arange(K)[None, :]).reshape(-1)
+    return out
+
+
 def layer_sweep(
     lv: LevelTables,
     nz: NeuronArrays,
@@ -156,6 +188,7 @@ def layer_sweep(
     lane_w: Array,
     stage_out: dict[int, tuple[Array, ...]],
     t_end: Array,
+    rows: dict[int, np.ndarray | None] | None = None,
 ) -> tuple[Array, Array]:
     """Crossing times ``[B, NL]`` of one depth's neurons and the smallest grazing value per sample."""
     dtype = lane_w.dtype
@@ -168,8 +201,14 @@ def layer_sweep(
     th = jnp.where(lv.real[None, :], theta[:, nl], jnp.inf)  # [B, NL]
     scale = jnp.abs(nz.theta[nl])
     if lv.stages:
-        d = jnp.concatenate([stage_out[s][3] for s in lv.stages], axis=0)  # [M, B]
-        ls = jnp.concatenate([stage_out[s][2] for s in lv.stages], axis=0)
+        rows = rows or {}
+
+        def pick(x: Array, s: int) -> Array:  # the rows of stage s that can reach this layer (level_rows)
+            r = rows.get(s)
+            return x if r is None else x[r]
+
+        d = jnp.concatenate([pick(stage_out[s][3], s) for s in lv.stages], axis=0)  # [M, B]
+        ls = jnp.concatenate([pick(stage_out[s][2], s) for s in lv.stages], axis=0)
         d = jnp.where(d < t_end, d, jnp.inf)  # a delivery at or after the end changes nothing before it
         perm = _order(d)
         d, ls = _take(d, perm), _take(ls, perm)

@@ -48,6 +48,9 @@ class LevelTables(eqx.Module):
     neurons: Array  # [NL] neuron ids (padding 0, see real)
     real: Array  # [NL]
     stages: tuple[int, ...] = eqx.field(static=True)
+    # input channels (ranges lo..hi-1) whose external sources reach this layer: the others' events are
+    # left out of its sweep where the caller says which event columns hold which channels
+    in_channels: tuple[tuple[int, int], ...] = eqx.field(static=True, default=())
 
 
 class LayeredTables(eqx.Module):
@@ -193,6 +196,8 @@ def layered_plan(
             )
         )
 
+    # Input channels (global index as the executable numbers them): their external sources.
+    rows = [r for pop in tables.input_sources for r in tables.input_sources[pop]]
     levels = []
     sizes = []
     for d in range(1, n_depths + 1):
@@ -205,10 +210,14 @@ def layered_plan(
         real[: len(level_ids)] = True
         into = np.isin(c_tgt, level_ids)
         feeding = tuple(sorted(set(lane_stage[tables.contact_lane[into]].tolist()))) if into.any() else ()
-        levels.append(LevelTables(neurons=jnp.asarray(idx.astype(np.int32)), real=jnp.asarray(real), stages=feeding))
+        reach = set(c_src[into].tolist())
+        channels = _ranges([i for i, r in enumerate(rows) if reach.intersection(r.tolist())])
+        levels.append(
+            LevelTables(
+                neurons=jnp.asarray(idx.astype(np.int32)), real=jnp.asarray(real), stages=feeding, in_channels=channels
+            )
+        )
 
-    # Input channels (global index as the executable numbers them): their external sources.
-    rows = [r for pop in tables.input_sources for r in tables.input_sources[pop]]
     width = max(1, max((int(np.sum(r >= 0)) for r in rows), default=0))
     in_sources = np.full((max(1, len(rows)), width), -1, np.int64)
     for i, r in enumerate(rows):
@@ -222,3 +231,14 @@ def layered_plan(
         n_buses=n_buses,
     )
     return LayeredPlan(None, shortest, lt, tuple(sizes), n_stages)
+
+
+def _ranges(idx: list[int]) -> tuple[tuple[int, int], ...]:
+    """Sorted indices as ``(lo, hi)`` runs of consecutive ones."""
+    out: list[tuple[int, int]] = []
+    for i in idx:
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return tuple(out)
