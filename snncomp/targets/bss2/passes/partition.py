@@ -64,9 +64,11 @@ def plan_and_lower(
     The plan counts circuits and rows; whether a partition then places and routes is up to ``place``
     and ``route``. When one does not, the plan is made again with slack, as the failure asks for:
     a circuit's fan-in over its rows (checks 5, 6 of BSS2_SPEC §5.2) leaves ``ROW_SLACKS`` rows per
-    circuit free when sizing multi-circuit neurons; any other failure (adjacent circuits, rows or
-    drivers of a PADI bus) fills partitions only to ``FILLS`` of the chip. It stops at the first plan
-    that lowers, and re-raises the last failure when no slack helps within ``max_partitions``.
+    circuit free when sizing multi-circuit neurons (while that makes a neuron wider); otherwise (adjacent
+    circuits, rows or drivers of a PADI bus, or no wider neuron possible) the partition holding the
+    failing partition's widest population is capped at the next of ``FILLS`` of the chip below what it
+    held. It stops at the first plan that lowers; when no slack is left, or the slack needs more than
+    ``max_partitions``, it raises the last failure (with the partition count).
     A plan of one partition is returned without lowering (the single-chip passes follow).
     """
     slack = 0
@@ -79,7 +81,7 @@ def plan_and_lower(
             return plan, lower_parts(plan, options, pipeline)
         except _ViolationsError as exc:
             failure = exc
-        index = int(failure.summary.split()[1]) if failure.summary.startswith("partition ") else 0
+        index = int(getattr(failure, "partition", 0))
         fan_in = any(v.check in FAN_IN_CHECKS for v in failure.violations)
         before = _shape(plan)
         while _shape(plan) == before:  # a slack that changes nothing (widths at their maximum) is skipped
@@ -137,7 +139,9 @@ def lower_parts(plan: PartitionPlan, options: dict[str, Any], pipeline: str | No
             head = f"partition {i} of {plan.n_parts} ({who})"
             cause = exc.__cause__
             if isinstance(cause, _ViolationsError):
-                raise type(cause)(f"{head}: {cause.summary}", cause.violations) from exc
+                err = type(cause)(f"{head}: {cause.summary}", cause.violations)
+                err.partition = i  # type: ignore[attr-defined]  # (plan_and_lower re-plans around it)
+                raise err from exc
             raise SnnCompError(f"{head} does not lower: {exc}") from exc
     return out
 
