@@ -288,3 +288,12 @@ def test_inspect_shows_the_targets_partitions(tmp_path: Path, capsys: pytest.Cap
     assert "--option sets a pass option of --target's pipeline" in capsys.readouterr().err
     assert main(["inspect", str(path), "--target", "bss2", "--option", "max_partitions"]) == 2
     assert "--option takes KEY=VALUE" in capsys.readouterr().err
+
+
+def test_skew_is_found_where_inputs_crossed_different_numbers_of_chips() -> None:
+    layers = chain([16, 16, 16])  # one layer per chip, cut between layers: inputs crossed alike
+    plan = plan_partitions(layers, slots(layers), CHIP16, max_partitions=4)
+    assert plan.n_parts == 3 and plan.skewed() == {}
+    wide = yinyang(40)  # h split over two partitions, o reads both halves
+    plan = plan_partitions(wide, slots(wide), CHIP32, max_partitions=3)
+    assert plan.skewed() == {"o": (0, 1)}

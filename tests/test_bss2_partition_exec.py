@@ -8,6 +8,7 @@ latency). It shares no code with the emulator's partitioned runner, only the pla
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 import snncomp
 from snncomp import ir
 from snncomp.errors import InputError, TargetError
-from snncomp.targets.bss2 import ChipSpec, PartitionedConfig, dequantized_network
+from snncomp.targets.bss2 import ChipSpec, LatencySkewWarning, PartitionedConfig, dequantized_network
 from snncomp.targets.bss2.mock import MockConfig, MockExecutable, PartitionedExecutable, compile_mock
 
 CHIP32 = ChipSpec(columns=16, event_outputs=8, columns_per_event_output=2)  # 32 neuron circuits
@@ -158,15 +159,30 @@ def test_a_network_that_fits_compiles_as_before_and_multi_chip_gives_each_partit
     exe = snncomp.compile(small, target="bss2-mock", t_max=T_MAX, chip=CHIP32, max_partitions=3)
     assert type(exe) is MockExecutable
     assert exe.lowered == compile_mock(small, t_max=T_MAX, chip=CHIP32).lowered
-    multi = snncomp.compile(
-        yinyang(), target="bss2-mock", t_max=T_MAX, chip=CHIP32, max_partitions=3, chips=2, chip_seed=5,
-        mock=MockConfig.realistic(), inter_chip_latency=2e-3,
-    )  # fmt: skip
+    with pytest.warns(LatencySkewWarning):  # o reads both halves of h, one from the other chip
+        multi = snncomp.compile(
+            yinyang(), target="bss2-mock", t_max=T_MAX, chip=CHIP32, max_partitions=3, chips=2, chip_seed=5,
+            mock=MockConfig.realistic(), inter_chip_latency=2e-3,
+        )  # fmt: skip
     assert isinstance(multi, PartitionedExecutable)
     assert [p.chip_seed for p in multi.parts] == [5, 6] and multi.lowered.mode == "multi-chip"
     assert multi.lowered.inter_chip_latency == 2e-3
     with pytest.raises(TargetError, match=r"one calibration per chip .* 2 partition\(s\) on 2 chip\(s\), got 1"):
         snncomp.compile(yinyang(), target="bss2-mock", chip=CHIP32, max_partitions=3, chips=2, calibration=[object()])
+
+
+def test_multi_chip_warns_when_the_latency_shifts_a_neurons_inputs_against_each_other() -> None:
+    # h is split over the two chips and o reads both halves: h.0's spikes cross a chip (and take the
+    # latency), h.1's do not
+    opts = {"t_max": T_MAX, "chip": CHIP32, "max_partitions": 3}
+    with pytest.warns(LatencySkewWarning, match=r"o \(0 to 1 chip crossings\).*2e-06 s per crossing"):
+        snncomp.compile(yinyang(), target="bss2-mock", chips=2, inter_chip_latency=2e-6, **opts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LatencySkewWarning)
+        snncomp.compile(yinyang(), target="bss2-mock", **opts)  # sequential: recorded spikes, no latency
+        snncomp.compile(yinyang(), target="bss2-mock", chips=2, inter_chip_latency=0.0, **opts)
+    result = snncomp.pipeline("bss2", max_partitions=3, chips=2).run(yinyang(), options={"chip": CHIP32})
+    assert any("o (0 to 1 chip crossings)" in r.message for r in result.remarks)
 
 
 # -- hardware in the loop across partitions ----------------------------------------------------------------------

@@ -31,6 +31,7 @@ _LAZY = {
     "ConfigError": ("errors", "ConfigError"),
     "Violation": ("errors", "Violation"),
     "WeightSaturationWarning": ("errors", "WeightSaturationWarning"),
+    "LatencySkewWarning": ("errors", "LatencySkewWarning"),
     "ResourceReport": ("report", "ResourceReport"),
     "resource_report": ("report", "resource_report"),
     "format_report": ("report", "format_report"),

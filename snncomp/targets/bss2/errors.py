@@ -73,5 +73,10 @@ class ConfigError(_ViolationsError):
     """A ``HardwareConfig`` breaks a chip rule or does not realise the intended connectivity."""
 
 
+class LatencySkewWarning(UserWarning):
+    """In multi-chip mode some neurons read spikes that crossed different numbers of chips: the inter-chip
+    latency shifts them against each other, so the chips compute another network than one chip would."""
+
+
 class WeightSaturationWarning(UserWarning):
     """Weights beyond the chip's range were clipped by more than one step: the chip computes another network."""

@@ -68,6 +68,25 @@ class PartitionPlan:
         """Synapses whose source lives in an earlier partition."""
         return sum(c.synapses for c in self.cuts)
 
+    def skewed(self) -> dict[str, tuple[int, int]]:
+        """Slices whose inputs crossed different numbers of chip boundaries on their way: ``{slice: (fewest,
+        most)}`` crossings. In multi-chip mode every crossing adds the inter-chip latency, so these neurons
+        see their inputs shifted against each other (one hidden layer split over chips, read by one output
+        partition); a deeper network cut between layers has none."""
+        hops = {s.name: 0 for s in self.slices}
+        for _ in range(len(self.slices)):  # longest path in crossings; the cuts point forward
+            changed = False
+            for q in self.pieces:
+                h = hops.get(q.source, 0) + int(q.cut)
+                if h > hops[q.target]:
+                    hops[q.target], changed = h, True
+            if not changed:
+                break
+        arrive: dict[str, set[int]] = {}
+        for q in self.pieces:
+            arrive.setdefault(q.target, set()).add(hops.get(q.source, 0) + int(q.cut))
+        return {t: (min(a), max(a)) for t, a in arrive.items() if len(a) > 1}
+
     def text(self) -> str:
         """One line per partition: its populations (index ranges) and circuits; then the cuts."""
         lines = [

@@ -151,6 +151,12 @@ class PartitionedExecutable(EmulatorExecutable):
         self.plan = plan
         self.chips: int = int(partition.chips)
         self.inter_chip_latency: float = float(partition.inter_chip_latency) if self.chips > 1 else 0.0
+        if self.inter_chip_latency > 0 and plan.skewed():
+            from ..errors import LatencySkewWarning
+            from ..passes.partition import skew_text
+
+            # (stacklevel 5: the caller of snncomp.compile, through compile_partitioned and the plug-in)
+            warnings.warn(skew_text(plan, self.inter_chip_latency), LatencySkewWarning, stacklevel=5)
         self._removed = dict(removed)
         calibration = options.get("calibration")
         self.parts: list[MockExecutable] = []

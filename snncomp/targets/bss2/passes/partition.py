@@ -25,7 +25,7 @@ from ..errors import ResourceError, _ViolationsError
 from ..partition import PartitionPlan, plan_partitions
 from .place import Place
 
-__all__ = ["PART_PIPELINE_OPTION", "Partition", "is_partitioned", "lower_parts", "plan_and_lower"]
+__all__ = ["PART_PIPELINE_OPTION", "Partition", "is_partitioned", "lower_parts", "plan_and_lower", "skew_text"]
 
 # Re-planning after a partition failed to place or route: rows left free per circuit when a circuit's
 # fan-in overflowed (checks 5, 6) and a wider neuron helps; otherwise the partition that holds the
@@ -209,10 +209,22 @@ class Partition(Pass):
         )
         annotate_graph(g, partitioned=config)
         ctx.remark(plan.text())
+        if self.chips > 1 and self.inter_chip_latency > 0 and plan.skewed():
+            ctx.remark(skew_text(plan, float(self.inter_chip_latency)))
         for i, r in enumerate(results):
             for remark in r.remarks:
                 ctx.remark(f"partition {i}: {remark}")
         return g
+
+
+def skew_text(plan: PartitionPlan, latency: float) -> str:
+    """What the inter-chip latency does to the neurons whose inputs crossed different numbers of chips."""
+    items = ", ".join(f"{t} ({a} to {b} chip crossings)" for t, (a, b) in plan.skewed().items())
+    return (
+        f"multi-chip: {items} read spikes shifted against each other by the inter-chip latency "
+        f"({latency:g} s per crossing): the chips compute another network than one chip (or sequential mode) "
+        "would; train with it in the loop on the chips, or choose inter_chip_latency=0 to ignore it"
+    )
 
 
 def _finite(value: Any) -> bool:
