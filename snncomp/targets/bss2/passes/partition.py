@@ -74,6 +74,7 @@ def plan_and_lower(
     slack = 0
     caps: dict[str, int] = {}
     plan = plan_of(graph, options, **plan_options)
+    widths = dict(plan.widths)  # the first plan's: a re-plan says "spare rows" only where they widened a neuron
     while True:
         if plan.n_parts == 1:
             return plan, []
@@ -103,12 +104,12 @@ def plan_and_lower(
                     [*failure.violations, *more.violations],
                 ) from failure
         if remark is not None:
-            held = ", ".join(f"{p}'s partition at most {c}" for p, c in caps.items())
+            wider = ", ".join(f"{p} {widths[p]} -> {w}" for p, w in plan.widths.items() if w != widths.get(p, w))
+            changes = [f"{retry['row_slack']} rows per circuit spare (circuits per neuron: {wider})"] if wider else []
+            changes += [f"{p}'s partition at most {c} circuits" for p, c in caps.items()]
             remark(
                 f"re-planned: {failure.summary.split(':', 1)[0]} did not lower "
-                f"({failure.violations[0].resource}); now {retry['row_slack']} rows per circuit spare"
-                + (f", circuits: {held}" if held else "")
-                + f": {plan.n_parts} partition(s)"
+                f"({failure.violations[0].resource}); now {', '.join(changes)}: {plan.n_parts} partition(s)"
             )
 
 
