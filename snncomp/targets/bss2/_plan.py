@@ -76,11 +76,12 @@ class RowPlan:
         )
 
 
-def _cumcount(keys: np.ndarray) -> np.ndarray:
-    """Position of each element among the elements with the same key (stable order)."""
+def _cumcount(keys: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Position of each element among the elements with the same key, in ``order`` (default: stable)."""
     if len(keys) == 0:
         return np.zeros(0, np.int64)
-    order = np.argsort(keys, kind="stable")
+    if order is None:
+        order = np.argsort(keys, kind="stable")
     sk = keys[order]
     start = np.r_[True, sk[1:] != sk[:-1]]
     run_start = np.maximum.accumulate(np.where(start, np.arange(len(sk)), 0))
@@ -91,15 +92,7 @@ def _cumcount(keys: np.ndarray) -> np.ndarray:
 
 def _turns(tgt: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Position of each slot among its target's slots, in the order (key, slot)."""
-    if len(tgt) == 0:
-        return np.zeros(0, np.int64)
-    order = np.lexsort((np.arange(len(tgt)), key, tgt))
-    st = tgt[order]
-    start = np.r_[True, st[1:] != st[:-1]]
-    run_start = np.maximum.accumulate(np.where(start, np.arange(len(st)), 0))
-    out = np.empty(len(tgt), np.int64)
-    out[order] = np.arange(len(st)) - run_start
-    return out
+    return _cumcount(tgt, np.lexsort((np.arange(len(tgt)), key, tgt)))
 
 
 def plan_rows(problem: Problem, placement: Placement, *, check: bool = True) -> RowPlan:
