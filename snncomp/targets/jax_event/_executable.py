@@ -331,7 +331,7 @@ class JaxExecutable(Executable):
         return f"JaxExecutable(network={p.name!r}, dtype={p.dtype}, t_max={p.t_max})"
 
 
-_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy", "adjoint", "early_stop")
+_JAX_OPTIONS = ("t_max", "dtype", "spikes_per_neuron", "strategy", "adjoint", "early_stop", "event_loop")
 
 
 _MAX_AUTO_SPIKES = 4096  # spikes per neuron an automatically sized buffer may grow to
@@ -366,7 +366,13 @@ def compile_jax(network: Network, _auto_spikes_per_neuron: int | None = None, **
         pass_options["early_stop"] = tuple(names)
     pipe = pipeline("jax", **pass_options)
     result = pipe.run(network)
-    program = lower(result, dtype=dtype, t_max=t_max, adjoint=options.get("adjoint", "eventprop"))
+    program = lower(
+        result,
+        dtype=dtype,
+        t_max=t_max,
+        adjoint=options.get("adjoint", "eventprop"),
+        event_loop=options.get("event_loop", "auto"),
+    )
     params = initial_params(result.network, dtype)
     seconds = time.perf_counter() - start
     exe = JaxExecutable(program, params, result, {"pipeline": str(pipe), **options}, seconds)

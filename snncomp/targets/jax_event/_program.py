@@ -185,9 +185,18 @@ def _concat_params(nodes: list, dtype: np.dtype) -> NeuronParams:
 
 
 def lower(
-    result: CompileResult, *, dtype: np.dtype, t_max: float | None, adjoint: str | AbstractAdjoint = "eventprop"
+    result: CompileResult,
+    *,
+    dtype: np.dtype,
+    t_max: float | None,
+    adjoint: str | AbstractAdjoint = "eventprop",
+    event_loop: str = "auto",
 ) -> EventProgram:
-    """Lower a graph that went through the ``jax`` pipeline (it needs the ``schedule`` annotation)."""
+    """Lower a graph that went through the ``jax`` pipeline (it needs the ``schedule`` annotation).
+
+    ``event_loop`` chooses how event-queue stages run: ``"auto"``, ``"native"`` or ``"vectorized"``
+    (:class:`EventQueueStage`).
+    """
     net: Network = result.network
     _warn_precision(net, np.dtype(dtype))
     schedule: Schedule | None = result.annotations.get("schedule")
@@ -239,18 +248,19 @@ def lower(
         for p in plans:
             offsets[p.name] = total
             total += p.size
-        stages.append(
-            EventQueueStage(
-                index=st.index,
-                populations=plans,
-                nrn=_concat_params([nodes[p] for p in st.populations], dtype),
-                external=tuple(e for e in live if e.target in members and e.source not in members),
-                internal=tuple(e for e in live if e.target in members and e.source in members),
-                offsets=offsets,
-                n_total=total,
-                stop_on=st.stop_on,
-            )
+        queue = EventQueueStage(
+            index=st.index,
+            populations=plans,
+            nrn=_concat_params([nodes[p] for p in st.populations], dtype),
+            external=tuple(e for e in live if e.target in members and e.source not in members),
+            internal=tuple(e for e in live if e.target in members and e.source in members),
+            offsets=offsets,
+            n_total=total,
+            stop_on=st.stop_on,
+            loop=event_loop,
         )
+        queue.check_loop()
+        stages.append(queue)
     return EventProgram(
         name=net.name,
         dtype=np.dtype(dtype).name,

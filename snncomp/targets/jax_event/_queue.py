@@ -49,10 +49,13 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array
 
+from ...errors import TargetError
 from ...ir import SPIKING_KINDS
 from ._batch import batch_any
 from ._dynamics import NeuronParams, evolve, free_coefficients, free_evolve
 from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
+from ._native import reason as _native_reason
+from ._native import run as _native_run
 from ._queue_adjoint import queue_backward
 from ._stage import AbstractStage, PopulationPlan
 
@@ -105,6 +108,34 @@ class EventQueueStage(AbstractStage):
     n_total: int = eqx.field(static=True)
     stop_on: tuple[str, ...] = eqx.field(static=True, default=())
     """Populations whose first spikes end the loop (``schedule{early_stop=...}``)."""
+    loop: str = eqx.field(static=True, default="auto")
+    """``"vectorized"``: the ``lax.while_loop`` below, over the whole batch at once. ``"native"``: the
+    same schedule in C, one sample at a time (``_native``). ``"auto"``: native where the stage's spike
+    logs hold several spikes per neuron (multi-spike populations: thousands of events per sample, each
+    touching few neurons, where the vectorized loop pays a whole iteration per event), vectorized
+    otherwise (single-spike stages: few events, and a batch-wide iteration costs less than the C loop's
+    per-sample work; measured in ``docs/performance.md``)."""
+
+    def native_reason(self) -> str | None:
+        """Why this stage does not run in C (None: it does)."""
+        if self.loop == "vectorized":
+            return "event_loop='vectorized'"
+        why = _native_reason(self)
+        if why is None and self.loop == "auto" and sum(p.buffer for p in self.populations) <= self.n_total:
+            return "single-spike populations (event_loop='auto' keeps the vectorized loop)"
+        return why
+
+    def check_loop(self) -> None:
+        """Raise if ``event_loop='native'`` was asked for a stage the C loop cannot run."""
+        if self.loop not in ("auto", "native", "vectorized"):
+            raise TargetError(f"event_loop must be 'auto', 'native' or 'vectorized', got {self.loop!r}")
+        if self.loop == "native" and (why := _native_reason(self)) is not None:
+            names = ", ".join(p.name for p in self.populations)
+            raise TargetError(f"event_loop='native' cannot run the event-queue stage of {names}: {why}")
+
+    def describe(self) -> list[str]:
+        why = self.native_reason()
+        return [*super().describe(), f"event loop: {'native (C)' if why is None else 'vectorized: ' + why}"]
 
     def edges(self) -> tuple[EdgeSpec, ...]:
         return self.external + self.internal
@@ -235,6 +266,12 @@ class EventQueueStage(AbstractStage):
         dtype = nrn.tau_mem.dtype
         n = self.n_total
         inc = incoming(self.external, self.offsets, n, buffers, params, t_max, dtype)
+        if self.native_reason() is None:
+            logs = _native_run(self, params, inc.times, inc.rows, inc.matrix, t_max)
+            return {
+                p.name: SpikeBuffer(times=ts, neurons=nb, current=cur, overflow=of)
+                for p, (ts, nb, cur, of) in zip(self.populations, logs)
+            }
         ext_t = jnp.concatenate([inc.times, jnp.full((1,), jnp.inf, dtype)])
         ext_rows = jnp.concatenate([inc.rows, jnp.full((1,), inc.matrix.shape[0] - 1, jnp.int32)])
         n_ext = inc.times.shape[0]

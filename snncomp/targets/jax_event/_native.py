@@ -1,0 +1,341 @@
+"""The event-queue loop in C (``native/event_queue.c``), called from a jitted program on the CPU.
+
+``pip install`` compiles ``event_queue.c`` into a shared library next to this module (``setup.py``;
+the file has no Python headers, so a compiler is all it needs). The loop runs one sample at a time
+and keeps each neuron's next crossing between events, recomputing it only for the neurons an event
+changed; a ``jax.pure_callback`` hands it the whole batch, split over the CPU's cores.
+
+It covers the common event-queue stage: every population spiking (with a spike log), current-based
+LIF with ``tau_mem = 2 tau_syn`` (the quadratic crossing), one ``tau_mem``, ``tau_syn`` and
+``t_refrac`` per population, no instantaneous synapses and no ``if`` neurons. Anything else, another
+backend than the CPU, or ``SNNCOMP_NATIVE=0`` in the environment keeps the vectorized
+``lax.while_loop`` (:func:`reason` says why). Both compute the same spikes: float64 spike times agree
+to rounding (``tests/test_native_queue.py``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array
+
+from ...ir import SPIKING_KINDS
+from ._solver import QuadraticSolver
+
+__all__ = ["available", "reason", "run"]
+
+_I32 = ctypes.POINTER(ctypes.c_int32)
+_I64 = ctypes.POINTER(ctypes.c_int64)
+_F64 = ctypes.POINTER(ctypes.c_double)
+_U8 = ctypes.POINTER(ctypes.c_uint8)
+
+
+class _Config(ctypes.Structure):
+    _fields_ = [
+        ("n", ctypes.c_int32),
+        ("npop", ctypes.c_int32),
+        ("nproj", ctypes.c_int32),
+        ("n_ext", ctypes.c_int32),
+        ("n_stop", ctypes.c_int32),
+        ("log_total", ctypes.c_int32),
+        ("limit", ctypes.c_int64),
+        ("n_rows", ctypes.c_int32),
+        ("int_rows", ctypes.c_int32),
+        ("pop_off", _I32),
+        ("pop_size", _I32),
+        ("pop_buf", _I32),
+        ("pop_log_off", _I32),
+        ("proj_src", _I32),
+        ("proj_tgt", _I32),
+        ("proj_w_off", _I64),
+        ("proj_row_off", _I32),
+        ("max_spikes", _I32),
+        ("stop", _U8),
+    ]
+
+
+_INPUTS = (
+    ("ext_t", _F64),
+    ("ext_row", _I32),
+    ("matrix", _F64),
+    ("proj_w", _F64),
+    ("proj_d", _F64),
+    ("tau_m", _F64),
+    ("tau_s", _F64),
+    ("t_ref", _F64),
+    ("theta", _F64),
+    ("u_reset", _F64),
+    ("u_init", _F64),
+    ("i_init", _F64),
+    ("t_max", _F64),
+)
+
+
+class _Inputs(ctypes.Structure):
+    _fields_ = [f for name, ptr in _INPUTS for f in ((name, ptr), (name + "_s", ctypes.c_int64))]
+
+
+class _Outputs(ctypes.Structure):
+    _fields_ = [("t", _F64), ("nb", _I32), ("cur", _F64), ("overflow", _U8)]
+
+
+def _layout() -> int:
+    return ctypes.sizeof(_Config) * 1000000 + ctypes.sizeof(_Inputs) * 1000 + ctypes.sizeof(_Outputs)
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = glob.glob(os.path.join(here, "_event_queue*.so")) + glob.glob(os.path.join(here, "_event_queue*.pyd"))
+    for path in sorted(found):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        layout = getattr(lib, "snncomp_event_queue_layout", None)
+        if layout is None:
+            continue
+        layout.restype = ctypes.c_int64
+        if layout() != _layout():  # built from another version of event_queue.c
+            continue
+        fn = lib.snncomp_event_queue
+        fn.argtypes = [
+            ctypes.POINTER(_Config),
+            ctypes.POINTER(_Inputs),
+            ctypes.POINTER(_Outputs),
+            ctypes.c_int64,
+            ctypes.c_int64,
+        ]
+        fn.restype = ctypes.c_int
+        return lib
+    return None
+
+
+def available() -> bool:
+    """Whether the compiled loop was found (it is built by ``pip install``)."""
+    return _library() is not None
+
+
+def reason(stage: Any) -> str | None:
+    """Why ``stage`` (an ``EventQueueStage``) cannot run in C (None: it can)."""
+    if os.environ.get("SNNCOMP_NATIVE", "1") == "0":
+        return "SNNCOMP_NATIVE=0"
+    if not available():
+        return "the compiled event loop is missing or out of date (run pip install -e . again)"
+    if jax.default_backend() != "cpu":
+        return f"backend {jax.default_backend()} (the C loop runs on the CPU only)"
+    for p in stage.populations:
+        nrn = p.nrn
+        if p.kind not in SPIKING_KINDS or p.buffer <= 0:
+            return f"population {p.name!r} records no spikes"
+        if p.kind != "lif" or not isinstance(p.solver, QuadraticSolver):
+            return f"population {p.name!r} is not a LIF with tau_mem = 2 tau_syn"
+        if nrn.has_jump or nrn.has_drift:
+            return f"population {p.name!r} has instantaneous synapses or no leak"
+        if any(getattr(nrn, f).shape[0] != 1 for f in ("tau_mem", "tau_syn", "t_refrac")):
+            return f"population {p.name!r} has per-neuron time constants"
+    return None
+
+
+def _ptr(a: np.ndarray, kind: Any) -> Any:
+    return a.ctypes.data_as(kind)
+
+
+def _per_sample(a: np.ndarray, core: int, batch_shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """``a`` ``[*lead, *core]`` as ``[samples, prod(core)]`` rows, and its stride (0: one row, shared)."""
+    lead, tail = a.shape[: a.ndim - core], a.shape[a.ndim - core :]
+    size = int(np.prod(tail))
+    if int(np.prod(lead)) == 1:
+        return np.ascontiguousarray(a.reshape(size)), 0
+    if lead != batch_shape:  # batched along some vmapped axes only: materialize the others
+        a = np.broadcast_to(a, batch_shape + tail)
+    return np.ascontiguousarray(a.reshape(-1, size)), size
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _raw(x: np.ndarray, dtype: np.dtype, batch_shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` in ``dtype`` as its bytes (``[..., itemsize]`` uint8), bit-cast back inside the program.
+
+    JAX converts a callback's float64 results to float32 where the calling thread has x64 disabled,
+    and XLA runs the callback on its own thread, which ``with jax.enable_x64(True)`` does not reach;
+    bytes pass unchanged.
+    """
+    y = np.ascontiguousarray(x.astype(dtype))
+    return y.view(np.uint8).reshape(batch_shape + x.shape[1:] + (dtype.itemsize,))
+
+
+def _host_call(static: dict, cores: dict[str, int], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    names = [name for name, _ in _INPUTS]
+    args = dict(zip(names, arrays))
+    batch_shape = np.broadcast_shapes(*(np.shape(a)[: np.ndim(a) - cores[k]] for k, a in args.items()))
+    batch = int(np.prod(batch_shape))
+    keep: list[np.ndarray] = []
+    ins = _Inputs()
+    for name, kind in _INPUTS:
+        a = np.asarray(args[name])
+        core = cores[name]
+        if name != "ext_row":  # bytes of the program's float type, back to numbers, then float64
+            a = np.ascontiguousarray(a).view(static["dtype"]).reshape(a.shape[:-1]).astype(np.float64)
+            core -= 1
+        flat, stride = _per_sample(a, core, batch_shape)
+        keep.append(flat)
+        setattr(ins, name, _ptr(flat, kind))
+        setattr(ins, name + "_s", stride)
+    cfg = static["config"]  # its arrays stay alive in static["keep"]
+    total, npop = static["log_total"], static["npop"]
+    out_t = np.empty((batch, total), np.float64)
+    out_nb = np.empty((batch, total), np.int32)
+    out_cur = np.empty((batch, total), np.float64)
+    out_of = np.empty((batch, npop), np.uint8)
+    outs = _Outputs(_ptr(out_t, _F64), _ptr(out_nb, _I32), _ptr(out_cur, _F64), _ptr(out_of, _U8))
+    fn = _library().snncomp_event_queue  # type: ignore[union-attr]
+    workers = max(1, min(int(os.environ.get("SNNCOMP_NATIVE_THREADS", os.cpu_count() or 1)), batch, 16))
+    if workers == 1:
+        codes = [fn(ctypes.byref(cfg), ctypes.byref(ins), ctypes.byref(outs), 0, batch)]
+    else:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="snncomp-queue"))
+        edges = np.linspace(0, batch, workers + 1).astype(np.int64)
+        jobs = [
+            _POOL[0].submit(fn, ctypes.byref(cfg), ctypes.byref(ins), ctypes.byref(outs), int(a), int(b))
+            for a, b in itertools.pairwise(edges)
+        ]
+        codes = [j.result() for j in jobs]
+    if any(codes):
+        raise MemoryError("the native event loop could not allocate its working memory")
+    dtype = static["dtype"]
+    res: list[np.ndarray] = []
+    for p in range(npop):
+        lo, hi = static["log_off"][p], static["log_off"][p] + static["bufs"][p]
+        res += [
+            _raw(out_t[:, lo:hi], dtype, batch_shape),
+            out_nb[:, lo:hi].reshape((*batch_shape, hi - lo)),
+            _raw(out_cur[:, lo:hi], dtype, batch_shape),
+            out_of[:, p].astype(bool).reshape(batch_shape),
+        ]
+    return tuple(res)
+
+
+def _static(stage: Any, n_ext: int, n_rows: int, dtype: Any) -> dict:
+    """The stage's layout as the C structure (arrays kept alive alongside it)."""
+    pops = list(stage.populations)
+    index = {p.name: k for k, p in enumerate(pops)}
+    off = np.array([stage.offsets[p.name] for p in pops], np.int32)
+    size = np.array([p.size for p in pops], np.int32)
+    bufs = np.array([p.buffer for p in pops], np.int32)
+    log_off = np.concatenate([[0], np.cumsum(bufs)[:-1]]).astype(np.int32)
+    src = np.array([index[e.source] for e in stage.internal], np.int32)
+    tgt = np.array([index[e.target] for e in stage.internal], np.int32)
+    w_sizes = [e.source_size * e.target_size for e in stage.internal]
+    w_off = np.concatenate([[0], np.cumsum(w_sizes)[:-1]]).astype(np.int64) if w_sizes else np.zeros(0, np.int64)
+    src_rows = [e.source_size for e in stage.internal]
+    row_off = np.concatenate([[0], np.cumsum(src_rows)[:-1]]).astype(np.int32) if src_rows else np.zeros(0, np.int32)
+    max_sp = np.concatenate([np.broadcast_to(np.asarray(p.nrn.max_spikes), (p.size,)) for p in pops]).astype(np.int32)
+    stop = np.zeros(stage.n_total, np.uint8)
+    for p in pops:
+        if p.name in stage.stop_on:
+            stop[stage.offsets[p.name] : stage.offsets[p.name] + p.size] = 1
+    keep: list[np.ndarray] = [off, size, bufs, log_off, src, tgt, w_off, row_off, max_sp, stop]
+    cfg = _Config(
+        stage.n_total,
+        len(pops),
+        len(stage.internal),
+        n_ext,
+        int(stop.sum()),
+        int(bufs.sum()),
+        stage.max_iterations(n_ext),
+        n_rows,
+        int(sum(src_rows)),
+        *(_ptr(a, k) for a, k in zip(keep, (_I32, _I32, _I32, _I32, _I32, _I32, _I64, _I32, _I32, _U8))),
+    )
+    return dict(
+        config=cfg,
+        keep=keep,
+        log_total=int(bufs.sum()),
+        npop=len(pops),
+        log_off=[int(x) for x in log_off],
+        bufs=[int(x) for x in bufs],
+        dtype=np.dtype(dtype),
+    )
+
+
+def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, t_max: Array) -> list[tuple]:
+    """The stage's spike logs ``(times, neurons, current, overflow)`` per population, by the C loop.
+
+    ``ext_t``/``ext_rows``/``matrix``: the external deliveries (``_events.incoming``), one sample.
+    """
+    from ._events import effective_weight
+
+    nrn = stage.nrn
+    dtype = nrn.tau_mem.dtype
+    pops = list(stage.populations)
+    n = stage.n_total
+    static = _static(stage, int(ext_t.shape[0]), int(matrix.shape[0]), dtype)
+    f64 = dtype  # the program's float type; the C loop computes in float64 either way
+    proj_w = [effective_weight(e, params).reshape(-1) for e in stage.internal]
+    proj_w_flat = jnp.concatenate(proj_w).astype(f64) if proj_w else jnp.zeros((1,), f64)
+    proj_d = (
+        jnp.stack([jnp.asarray(params["delay"][e.key]).reshape(()) for e in stage.internal]).astype(f64)
+        if stage.internal
+        else jnp.zeros((1,), f64)
+    )
+
+    def pop_scalar(field: str) -> Array:
+        x = getattr(nrn, field)
+        return jnp.stack([x[stage.offsets[p.name]] if x.shape[0] > 1 else x[0] for p in pops]).astype(f64)
+
+    def per_neuron(field: str) -> Array:
+        return jnp.broadcast_to(getattr(nrn, field), (n,)).astype(f64)
+
+    args = dict(
+        ext_t=ext_t.astype(f64),
+        ext_row=ext_rows.astype(jnp.int32),
+        matrix=matrix.astype(f64),
+        proj_w=proj_w_flat,
+        proj_d=proj_d,
+        tau_m=pop_scalar("tau_mem"),
+        tau_s=pop_scalar("tau_syn"),
+        t_ref=pop_scalar("t_refrac"),
+        theta=per_neuron("theta"),
+        u_reset=per_neuron("u_reset"),
+        u_init=per_neuron("u_init"),
+        i_init=per_neuron("i_init"),
+        t_max=jnp.reshape(t_max, (1,)).astype(f64),
+    )
+    # Floats travel as their bytes (see _raw: the callback's thread may not have x64 enabled, and JAX
+    # would round float64 arguments to float32 there).
+    args = {k: v if k == "ext_row" else lax.bitcast_convert_type(v, jnp.uint8) for k, v in args.items()}
+    cores = {k: v.ndim for k, v in args.items()}
+    size = np.dtype(dtype).itemsize
+    shapes = []
+    for p in pops:
+        b = p.buffer
+        shapes += [
+            jax.ShapeDtypeStruct((b, size), jnp.uint8),
+            jax.ShapeDtypeStruct((b,), jnp.int32),
+            jax.ShapeDtypeStruct((b, size), jnp.uint8),
+            jax.ShapeDtypeStruct((), jnp.bool_),
+        ]
+    out = jax.pure_callback(
+        functools.partial(_host_call, static, cores),
+        tuple(shapes),
+        *(args[name] for name, _ in _INPUTS),
+        vmap_method="expand_dims",
+    )
+    logs = []
+    for k in range(len(pops)):
+        ts, nb, cur, of = out[4 * k : 4 * k + 4]
+        logs.append((lax.bitcast_convert_type(ts, dtype), nb, lax.bitcast_convert_type(cur, dtype), of))
+    return logs
