@@ -250,9 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, b, sec, first in rows:
         print(f"{name:58s} {sec * 1e3:9.3f} {b / sec:11.0f} {first:10.2f}")
     print(f"recurrent: mean spikes per sample {counts}, overflow fraction {overflow}")
-    same = np.mean(
-        np.all(np.asarray(rec.spikes["rec"].neurons) == np.asarray(rec_vec.spikes["rec"].neurons), axis=-1)
-    )
+    same = np.mean(np.all(np.asarray(rec.spikes["rec"].neurons) == np.asarray(rec_vec.spikes["rec"].neurons), axis=-1))
     ratios = [v / f for f, v in zip(fwd_rounds, vec_rounds)]
     print(
         f"recurrent: {'; '.join(sorted(loops))}; forward {statistics.median(ratios):.2f}x the vectorized loop "
