@@ -33,6 +33,15 @@
  */
 #include <math.h>
 #include <stdint.h>
+
+/* The population-wide loops get an AVX2 version next to the baseline one, chosen when the library is
+ * loaded (GCC's function multiversioning). AVX2 only, not FMA: fused multiply-adds would round
+ * differently from the vectorized loop. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDE
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,7 +107,7 @@ static inline double order_key(double u0, double i0, double theta) {
  * not spike (allow = 0: refractory or out of spikes; its membrane is then not needed). The same
  * arithmetic as QuadraticSolver.order_key with its sanitized inputs where there is no crossing, and
  * no branch, so that the loop vectorizes (with -fno-trapping-math). */
-static void order_keys(const double *restrict A, const double *restrict C, const double *restrict allow,
+WIDE static void order_keys(const double *restrict A, const double *restrict C, const double *restrict allow,
                        const double *restrict theta, double em, double es, double kk, long size,
                        double *restrict key, double *restrict scratch) {
     /* First the cheap test, vectorized: most neurons have no crossing ahead, and only the others need
@@ -210,7 +219,7 @@ static inline void set_free(Work *w, int32_t p, int32_t j, double u_reset, int32
  * the population's keys are recomputed together; sparser rows touch their nonzeros only. */
 static inline int dense(int32_t nnz, int32_t size) { return 4 * nnz >= size; }
 
-static inline void add_row_dense(Work *w, int32_t p, const double *restrict row, int32_t off, int32_t size) {
+WIDE static void add_row_dense(Work *w, int32_t p, const double *restrict row, int32_t off, int32_t size) {
     double *restrict A = w->A + off, *restrict C = w->C + off;
     const double ies = w->ies[p], a = w->kk[p] * w->iem[p];
     for (int32_t j = 0; j < size; j++) {
