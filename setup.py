@@ -16,6 +16,9 @@ setup(
             # no result: they let sqrt be inlined and the branch-free loops vectorize.
             extra_compile_args=["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math"],
             libraries=["m"],
+            # Without a C compiler the install still succeeds; every stage then runs the vectorized
+            # loop and Executable.report() says why (tests/test_native_queue.py fails on purpose).
+            optional=True,
         )
     ]
 )
