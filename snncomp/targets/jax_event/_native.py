@@ -10,7 +10,8 @@ LIF with ``tau_mem = 2 tau_syn`` (the quadratic crossing), one ``tau_mem``, ``ta
 ``t_refrac`` per population, no instantaneous synapses and no ``if`` neurons. Anything else, another
 backend than the CPU, or ``SNNCOMP_NATIVE=0`` in the environment keeps the vectorized
 ``lax.while_loop`` (:func:`reason` says why). Both compute the same spikes: float64 spike times agree
-to rounding (``tests/test_native_queue.py``).
+to rounding (``tests/test_native_queue.py``). ``SNNCOMP_NATIVE_THREADS=k`` caps the threads a batch is
+split over (default: the CPU count, at most 16).
 """
 
 from __future__ import annotations
@@ -283,26 +284,26 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
     pops = list(stage.populations)
     n = stage.n_total
     static = _static(stage, int(ext_t.shape[0]), int(matrix.shape[0]), dtype)
-    f64 = dtype  # the program's float type; the C loop computes in float64 either way
+    ft = dtype  # the program's float type (the C loop computes in float64 either way)
     proj_w = [effective_weight(e, params).reshape(-1) for e in stage.internal]
-    proj_w_flat = jnp.concatenate(proj_w).astype(f64) if proj_w else jnp.zeros((1,), f64)
+    proj_w_flat = jnp.concatenate(proj_w).astype(ft) if proj_w else jnp.zeros((1,), ft)
     proj_d = (
-        jnp.stack([jnp.asarray(params["delay"][e.key]).reshape(()) for e in stage.internal]).astype(f64)
+        jnp.stack([jnp.asarray(params["delay"][e.key]).reshape(()) for e in stage.internal]).astype(ft)
         if stage.internal
-        else jnp.zeros((1,), f64)
+        else jnp.zeros((1,), ft)
     )
 
     def pop_scalar(field: str) -> Array:
         x = getattr(nrn, field)
-        return jnp.stack([x[stage.offsets[p.name]] if x.shape[0] > 1 else x[0] for p in pops]).astype(f64)
+        return jnp.stack([x[stage.offsets[p.name]] if x.shape[0] > 1 else x[0] for p in pops]).astype(ft)
 
     def per_neuron(field: str) -> Array:
-        return jnp.broadcast_to(getattr(nrn, field), (n,)).astype(f64)
+        return jnp.broadcast_to(getattr(nrn, field), (n,)).astype(ft)
 
     args = dict(
-        ext_t=ext_t.astype(f64),
+        ext_t=ext_t.astype(ft),
         ext_row=ext_rows.astype(jnp.int32),
-        matrix=matrix.astype(f64),
+        matrix=matrix.astype(ft),
         proj_w=proj_w_flat,
         proj_d=proj_d,
         tau_m=pop_scalar("tau_mem"),
@@ -312,7 +313,7 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
         u_reset=per_neuron("u_reset"),
         u_init=per_neuron("u_init"),
         i_init=per_neuron("i_init"),
-        t_max=jnp.reshape(t_max, (1,)).astype(f64),
+        t_max=jnp.reshape(t_max, (1,)).astype(ft),
     )
     # Floats travel as their bytes (see _raw: the callback's thread may not have x64 enabled, and JAX
     # would round float64 arguments to float32 there).
