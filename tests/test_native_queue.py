@@ -173,3 +173,28 @@ def test_event_loop_option() -> None:
     single.connect(x, h, weight=np.ones((3, 5)))
     single.connect(h, h, weight=np.full((5, 5), 0.1))
     assert "single-spike populations" in str(snncomp.compile(single.build(), t_max=T_MAX).report())
+
+
+def test_a_long_silence_moves_the_frame() -> None:
+    """Inputs, then thousands of time constants of silence, then inputs again: the C loop moves its
+    per-population frame (without that its decay factors underflow to 0 and the states become NaN) and
+    records the vectorized loop's spikes."""
+    rng = np.random.default_rng(7)
+    net = snncomp.Network("silence")
+    x = net.input("x", 4)
+    a = net.lif("a", 8, tau_mem=1e-3, tau_syn=0.5e-3, t_refrac=0.2e-3, max_spikes=20)
+    net.connect(x, a, weight=rng.uniform(0.5, 2.0, (4, 8)))
+    net.connect(a, a, weight=rng.normal(0.0, 0.3, (8, 8)), delay=0.1e-3)
+    t_max = 3.0  # 3,000 tau_mem
+    opts = dict(t_max=t_max, dtype="float64")
+    native = snncomp.compile(net.build(), event_loop="native", **opts)
+    vectorized = snncomp.compile(net.build(), event_loop="vectorized", **opts)
+    early = rng.uniform(0.0, 5e-3, (2, 20))
+    late = rng.uniform(2.5, 2.505, (2, 20))
+    times = np.concatenate([early, late], axis=1)
+    neurons = rng.integers(0, 4, times.shape)
+    inputs = {"x": snncomp.Spikes.from_lists(list(times), list(neurons), dtype="float64")}
+    rec_n, rec_v = native.run(inputs, on_overflow="flag"), vectorized.run(inputs, on_overflow="flag")
+    late_spikes = np.asarray(rec_v.spikes["a"].times) > 2.5
+    assert np.all(np.sum(late_spikes & np.isfinite(np.asarray(rec_v.spikes["a"].times)), axis=-1) > 0)
+    _same_spikes(rec_n, rec_v, tol=1e-12)

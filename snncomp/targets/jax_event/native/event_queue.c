@@ -17,7 +17,8 @@
  *    K = tau_syn / (tau_syn - tau_mem) (the particular solution for the decaying current). A neuron
  *    keeps (A, C); advancing time moves only its population's em and es. A delivery of w changes
  *    C by w / es and A by -K w / em (u is continuous); a release sets A from u = u_reset. The frame
- *    moves to now (A, C rescaled) before the factors pass exp(-16), so no digits are lost.
+ *    moves to now (A, C rescaled, keys recomputed) before the factors pass exp(-16), so no digits are
+ *    lost, and after any silence, however long.
  *  - Crossings kept. A neuron's next crossing does not change while it evolves freely. It is kept as
  *    the key of QuadraticSolver.order_key in the frame (key x em: larger = earlier), recomputed only
  *    for the neurons an event changed, with a running maximum per block of 32 neurons. The spike
@@ -439,10 +440,10 @@ static void run_one(const Config *c, const Inputs *in, int64_t b, int first_of_c
                     for (int32_t j = off; j < end; j++) {
                         w->A[j] *= em;
                         w->C[j] *= es;
-                        if (w->key[j] >= 0.0) w->key[j] /= em;
                     }
-                    for (int32_t blk = w->pop_blk_off[p]; blk < w->pop_blk_off[p + 1]; blk++)
-                        if (w->blk_key[blk] >= 0.0) w->blk_key[blk] /= em;
+                    /* Keys are recomputed in the new frame, not rescaled: after a long silence em may
+                     * have underflowed to 0. */
+                    w->pop_all[p] = 1;
                     w->frame[p] = t_ev;
                     em = es = 1.0;
                 }
