@@ -152,48 +152,38 @@ def _ptr(a: np.ndarray, kind: Any) -> Any:
     return a.ctypes.data_as(kind)
 
 
-def _per_sample(a: np.ndarray, core: int, batch_shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
-    """``a`` ``[*lead, *core]`` as ``[samples, prod(core)]`` rows, and its stride (0: one row, shared)."""
-    lead, tail = a.shape[: a.ndim - core], a.shape[a.ndim - core :]
-    size = int(np.prod(tail))
+def _rows(a: np.ndarray, batch_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """``a`` ``[*lead, k]`` as ``[rows, k]``: one row shared by every sample, or one per sample."""
+    lead = a.shape[:-1]
     if int(np.prod(lead)) == 1:
-        return np.ascontiguousarray(a.reshape(size)), 0
+        return a.reshape(1, a.shape[-1]), False
     if lead != batch_shape:  # batched along some vmapped axes only: materialize the others
-        a = np.broadcast_to(a, batch_shape + tail)
-    return np.ascontiguousarray(a.reshape(-1, size)), size
+        a = np.broadcast_to(a, (*batch_shape, a.shape[-1]))
+    return np.ascontiguousarray(a.reshape(-1, a.shape[-1])), True
 
 
 _POOL: list[ThreadPoolExecutor] = []
 
 
-def _raw(x: np.ndarray, dtype: np.dtype, batch_shape: tuple[int, ...]) -> np.ndarray:
-    """``x`` in ``dtype`` as its bytes (``[..., itemsize]`` uint8), bit-cast back inside the program.
-
-    JAX converts a callback's float64 results to float32 where the calling thread has x64 disabled,
-    and XLA runs the callback on its own thread, which ``with jax.enable_x64(True)`` does not reach;
-    bytes pass unchanged.
-    """
-    y = np.ascontiguousarray(x.astype(dtype))
-    return y.view(np.uint8).reshape(batch_shape + x.shape[1:] + (dtype.itemsize,))
-
-
-def _host_call(static: dict, cores: dict[str, int], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    names = [name for name, _ in _INPUTS]
-    args = dict(zip(names, arrays))
-    batch_shape = np.broadcast_shapes(*(np.shape(a)[: np.ndim(a) - cores[k]] for k, a in args.items()))
+def _host_call(static: dict, per_sample: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """The callback: both operands and the result are bytes (see :func:`run`)."""
+    ft = static["dtype"]
+    size, n_ext = ft.itemsize, static["n_ext"]
+    per_sample, shared = np.asarray(per_sample), np.asarray(shared)
+    batch_shape = np.broadcast_shapes(per_sample.shape[:-1], shared.shape[:-1])
     batch = int(np.prod(batch_shape))
-    keep: list[np.ndarray] = []
+    ext, ext_batched = _rows(per_sample, batch_shape)
+    ext_t = np.ascontiguousarray(ext[:, : n_ext * size]).view(ft).astype(np.float64)
+    ext_row = np.ascontiguousarray(ext[:, n_ext * size :]).view(np.int32)
+    sh, sh_batched = _rows(shared, batch_shape)
+    floats = np.ascontiguousarray(sh).view(ft).astype(np.float64)
     ins = _Inputs()
-    for name, kind in _INPUTS:
-        a = np.asarray(args[name])
-        core = cores[name]
-        if name != "ext_row":  # bytes of the program's float type, back to numbers, then float64
-            a = np.ascontiguousarray(a).view(static["dtype"]).reshape(a.shape[:-1]).astype(np.float64)
-            core -= 1
-        flat, stride = _per_sample(a, core, batch_shape)
-        keep.append(flat)
-        setattr(ins, name, _ptr(flat, kind))
-        setattr(ins, name + "_s", stride)
+    ins.ext_t, ins.ext_t_s = _ptr(ext_t, _F64), n_ext if ext_batched else 0
+    ins.ext_row, ins.ext_row_s = _ptr(ext_row, _I32), n_ext if ext_batched else 0
+    base = floats.ctypes.data
+    for name, offset, _length in static["shared_layout"]:
+        setattr(ins, name, ctypes.cast(base + 8 * offset, _F64))
+        setattr(ins, name + "_s", floats.shape[1] if sh_batched else 0)
     cfg = static["config"]  # its arrays stay alive in static["keep"]
     total, npop = static["log_total"], static["npop"]
     out_t = np.empty((batch, total), np.float64)
@@ -216,17 +206,10 @@ def _host_call(static: dict, cores: dict[str, int], *arrays: np.ndarray) -> tupl
         codes = [j.result() for j in jobs]
     if any(codes):
         raise MemoryError("the native event loop could not allocate its working memory")
-    dtype = static["dtype"]
-    res: list[np.ndarray] = []
-    for p in range(npop):
-        lo, hi = static["log_off"][p], static["log_off"][p] + static["bufs"][p]
-        res += [
-            _raw(out_t[:, lo:hi], dtype, batch_shape),
-            out_nb[:, lo:hi].reshape((*batch_shape, hi - lo)),
-            _raw(out_cur[:, lo:hi], dtype, batch_shape),
-            out_of[:, p].astype(bool).reshape(batch_shape),
-        ]
-    return tuple(res)
+    packed = np.concatenate(
+        [out_t.astype(ft).view(np.uint8), out_nb.view(np.uint8), out_cur.astype(ft).view(np.uint8), out_of], axis=1
+    )
+    return packed.reshape((*batch_shape, packed.shape[1]))
 
 
 def _static(stage: Any, n_ext: int, n_rows: int, dtype: Any) -> dict:
@@ -264,6 +247,7 @@ def _static(stage: Any, n_ext: int, n_rows: int, dtype: Any) -> dict:
     return dict(
         config=cfg,
         keep=keep,
+        n_ext=n_ext,
         log_total=int(bufs.sum()),
         npop=len(pops),
         log_off=[int(x) for x in log_off],
@@ -300,9 +284,7 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
     def per_neuron(field: str) -> Array:
         return jnp.broadcast_to(getattr(nrn, field), (n,)).astype(ft)
 
-    args = dict(
-        ext_t=ext_t.astype(ft),
-        ext_row=ext_rows.astype(jnp.int32),
+    shared_parts = dict(
         matrix=matrix.astype(ft),
         proj_w=proj_w_flat,
         proj_d=proj_d,
@@ -315,28 +297,37 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
         i_init=per_neuron("i_init"),
         t_max=jnp.reshape(t_max, (1,)).astype(ft),
     )
-    # Floats travel as their bytes (see _raw: the callback's thread may not have x64 enabled, and JAX
-    # would round float64 arguments to float32 there).
-    args = {k: v if k == "ext_row" else lax.bitcast_convert_type(v, jnp.uint8) for k, v in args.items()}
-    cores = {k: v.ndim for k, v in args.items()}
-    size = np.dtype(dtype).itemsize
-    shapes = []
-    for p in pops:
-        b = p.buffer
-        shapes += [
-            jax.ShapeDtypeStruct((b, size), jnp.uint8),
-            jax.ShapeDtypeStruct((b,), jnp.int32),
-            jax.ShapeDtypeStruct((b, size), jnp.uint8),
-            jax.ShapeDtypeStruct((), jnp.bool_),
+    layout, offset = [], 0
+    for name, x in shared_parts.items():
+        layout.append((name, offset, int(x.size)))
+        offset += int(x.size)
+    static["shared_layout"] = layout
+    # Two operands and one result, all bytes. Few: JAX's callback costs tens of microseconds per operand
+    # and result. Bytes: XLA runs the callback on its own thread, which ``with jax.enable_x64(True)``
+    # does not reach, and JAX would round float64 values to float32 there.
+    per_sample = jnp.concatenate(
+        [
+            lax.bitcast_convert_type(ext_t.astype(ft), jnp.uint8).reshape(-1),
+            lax.bitcast_convert_type(ext_rows.astype(jnp.int32), jnp.uint8).reshape(-1),
         ]
+    )
+    shared = jnp.concatenate([x.reshape(-1) for x in shared_parts.values()])
+    shared = lax.bitcast_convert_type(shared, jnp.uint8).reshape(-1)
+    size = np.dtype(dtype).itemsize
+    total, npop = static["log_total"], static["npop"]
     out = jax.pure_callback(
-        functools.partial(_host_call, static, cores),
-        tuple(shapes),
-        *(args[name] for name, _ in _INPUTS),
+        functools.partial(_host_call, static),
+        jax.ShapeDtypeStruct((total * (2 * size + 4) + npop,), jnp.uint8),
+        per_sample,
+        shared,
         vmap_method="expand_dims",
     )
+    ts = lax.bitcast_convert_type(out[: total * size].reshape(total, size), dtype)
+    nb = lax.bitcast_convert_type(out[total * size : total * (size + 4)].reshape(total, 4), jnp.int32)
+    cur = lax.bitcast_convert_type(out[total * (size + 4) : total * (2 * size + 4)].reshape(total, size), dtype)
+    of = out[total * (2 * size + 4) :] != 0
     logs = []
-    for k in range(len(pops)):
-        ts, nb, cur, of = out[4 * k : 4 * k + 4]
-        logs.append((lax.bitcast_convert_type(ts, dtype), nb, lax.bitcast_convert_type(cur, dtype), of))
+    for k in range(npop):
+        lo, hi = static["log_off"][k], static["log_off"][k] + static["bufs"][k]
+        logs.append((ts[lo:hi], nb[lo:hi], cur[lo:hi], of[k]))
     return logs
