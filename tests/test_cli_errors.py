@@ -537,3 +537,26 @@ def test_fuzz_import_nir(
         damage_hdf5(path, data.draw(st.lists(st.tuples(st.integers(0, 200), h5_values), min_size=1, max_size=3)))
     rc, _out, err = cli(capsys, "import-nir", path, "-o", tmp_path / "out.json")
     assert_clean(rc, err, "import-nir")
+
+
+def test_run_event_loop(capsys: pytest.CaptureFixture[str], tiny: Path, tmp_path: Path) -> None:
+    drive = {"x": {"times": [0.001 + 2e-4 * k for k in range(12)], "neurons": [1] * 12}}  # h fires twice
+    inputs = write_json(tmp_path / "inputs.json", drive)
+    spikes = {}
+    for loop in ("native", "vectorized"):
+        out_file = tmp_path / f"{loop}.json"
+        rc, _out, err = cli(
+            capsys, "run", tiny, "--inputs", inputs, "--t-max", "0.01", "--event-loop", loop, "-o", out_file
+        )
+        assert rc == 0, err
+        spikes[loop] = json.loads(out_file.read_text())["spikes"]["h"]
+    assert spikes["native"]["neurons"] == spikes["vectorized"]["neurons"] and spikes["native"]["neurons"]
+    assert max(abs(a - b) for a, b in zip(spikes["native"]["times"], spikes["vectorized"]["times"])) < 1e-8
+    # tau_mem = 2.4 tau_syn needs the bracketed Newton solver, which the C loop does not have
+    other = write_json(
+        tmp_path / "ratio.json",
+        {**TINY_NET, "nodes": [TINY_NET["nodes"][0], {**TINY_NET["nodes"][1], "tau_mem": 0.012}]},
+    )
+    rc, _out, err = cli(capsys, "run", other, "--inputs", inputs, "--t-max", "0.01", "--event-loop", "native")
+    assert_user_error(rc, err, "run")
+    assert "event_loop='native' cannot run the event-queue stage of h" in err

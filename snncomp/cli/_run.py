@@ -134,6 +134,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         options["spikes_per_neuron"] = args.spikes_per_neuron
     if args.strategy:
         options["strategy"] = args.strategy
+    if args.event_loop:
+        options["event_loop"] = args.event_loop
     exe = compile_network(net, target="jax", **options)
     rec = exe.run(inputs, on_overflow="raise" if args.strict else "flag")
     spikes = {}
@@ -175,6 +177,11 @@ def add_commands(sub: Any) -> None:
         "--spikes-per-neuron", type=positive_int, help="buffer bound for populations with unbounded max_spikes"
     )
     p.add_argument("--strategy", choices=("auto", "event-queue"), help="force the event-queue schedule")
+    p.add_argument(
+        "--event-loop",
+        choices=("auto", "native", "vectorized"),
+        help="how event-queue stages run: in C (native), as a lax.while_loop (vectorized), or chosen per stage",
+    )
     p.add_argument("--strict", action="store_true", help="fail if an event buffer overflows")
     p.add_argument("-o", "--output", help="write the spikes as JSON to this file")
     p.set_defaults(func=_cmd_run)
