@@ -84,6 +84,13 @@ def test_the_native_loop_is_built() -> None:
     assert _native.available()
 
 
+def test_a_library_of_another_layout_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library left by an older checkout (structures of another size) would be misread: it is not loaded."""
+    assert _native._library.__wrapped__() is not None
+    monkeypatch.setattr(_native, "_layout", lambda: 0)
+    assert _native._library.__wrapped__() is None
+
+
 @pytest.mark.parametrize(
     ("seed", "refrac", "delay", "bias"),
     [(0, 2e-3, 1e-3, False), (1, 0.0, 0.0, False), (2, 1e-3, 0.0, True), (3, 0.0, 5e-4, True)],

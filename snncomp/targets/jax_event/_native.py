@@ -264,28 +264,27 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
     from ._events import effective_weight
 
     nrn = stage.nrn
-    dtype = nrn.tau_mem.dtype
+    dtype = nrn.tau_mem.dtype  # the program's float type (the C loop computes in float64 either way)
     pops = list(stage.populations)
     n = stage.n_total
     static = _static(stage, int(ext_t.shape[0]), int(matrix.shape[0]), dtype)
-    ft = dtype  # the program's float type (the C loop computes in float64 either way)
     proj_w = [effective_weight(e, params).reshape(-1) for e in stage.internal]
-    proj_w_flat = jnp.concatenate(proj_w).astype(ft) if proj_w else jnp.zeros((1,), ft)
+    proj_w_flat = jnp.concatenate(proj_w).astype(dtype) if proj_w else jnp.zeros((1,), dtype)
     proj_d = (
-        jnp.stack([jnp.asarray(params["delay"][e.key]).reshape(()) for e in stage.internal]).astype(ft)
+        jnp.stack([jnp.asarray(params["delay"][e.key]).reshape(()) for e in stage.internal]).astype(dtype)
         if stage.internal
-        else jnp.zeros((1,), ft)
+        else jnp.zeros((1,), dtype)
     )
 
     def pop_scalar(field: str) -> Array:
         x = getattr(nrn, field)
-        return jnp.stack([x[stage.offsets[p.name]] if x.shape[0] > 1 else x[0] for p in pops]).astype(ft)
+        return jnp.stack([x[stage.offsets[p.name]] if x.shape[0] > 1 else x[0] for p in pops]).astype(dtype)
 
     def per_neuron(field: str) -> Array:
-        return jnp.broadcast_to(getattr(nrn, field), (n,)).astype(ft)
+        return jnp.broadcast_to(getattr(nrn, field), (n,)).astype(dtype)
 
     shared_parts = dict(
-        matrix=matrix.astype(ft),
+        matrix=matrix.astype(dtype),
         proj_w=proj_w_flat,
         proj_d=proj_d,
         tau_m=pop_scalar("tau_mem"),
@@ -295,7 +294,7 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
         u_reset=per_neuron("u_reset"),
         u_init=per_neuron("u_init"),
         i_init=per_neuron("i_init"),
-        t_max=jnp.reshape(t_max, (1,)).astype(ft),
+        t_max=jnp.reshape(t_max, (1,)).astype(dtype),
     )
     layout, offset = [], 0
     for name, x in shared_parts.items():
@@ -307,7 +306,7 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
     # does not reach, and JAX would round float64 values to float32 there.
     per_sample = jnp.concatenate(
         [
-            lax.bitcast_convert_type(ext_t.astype(ft), jnp.uint8).reshape(-1),
+            lax.bitcast_convert_type(ext_t.astype(dtype), jnp.uint8).reshape(-1),
             lax.bitcast_convert_type(ext_rows.astype(jnp.int32), jnp.uint8).reshape(-1),
         ]
     )
