@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import equinox as eqx
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array
@@ -35,9 +36,11 @@ from ...ir import SPIKING_KINDS
 from ._dynamics import NeuronParams, free_coefficients
 from ._events import SpikeBuffer, incoming
 from ._layer_adjoint import layer_backward
+from ._native import layer_reason as _native_reason
+from ._native import run_layer as _native_run
 from ._solver import AbstractCrossingSolver
 from ._sort import sort_by_time
-from ._stage import AbstractStage
+from ._stage import AbstractStage, PopulationPlan
 
 __all__ = ["LayerParallelStage", "first_spikes", "first_spikes_from_rows"]
 
@@ -146,6 +149,24 @@ class LayerParallelStage(AbstractStage):
     """Populations that spike at most once (or ``li`` readouts), each solved in parallel over its neurons."""
 
     strategy: ClassVar[str] = "layer-parallel"
+    loop: str = eqx.field(static=True, default="auto")
+    """``"vectorized"``: the sweep above in XLA. ``"auto"``/``"native"``: the same sweep in C
+    (``native/layer.c``, an XLA custom call) for the populations it covers (:meth:`native_reason`).
+    The lowering sets ``"vectorized"`` under an adjoint that differentiates the forward pass itself."""
+
+    def native_reason(self, pop: PopulationPlan) -> str | None:
+        """Why ``pop``'s first spikes are not computed in C (None: they are)."""
+        if self.loop == "vectorized":
+            return "event_loop='vectorized' or autodiff adjoint"
+        return _native_reason(pop)
+
+    def describe(self) -> list[str]:
+        lines = super().describe()
+        for p in self.populations:
+            if p.kind in SPIKING_KINDS:
+                why = self.native_reason(p)
+                lines.append(f"{p.name} first spikes: {'native (C)' if why is None else 'vectorized: ' + why}")
+        return lines
 
     def eventprop(
         self,
@@ -164,6 +185,10 @@ class LayerParallelStage(AbstractStage):
                 continue
             dtype = pop.nrn.tau_mem.dtype
             inc = incoming(pop.edges_in, {pop.name: 0}, pop.size, buffers, params, t_max, dtype)
+            if self.native_reason(pop) is None:
+                times, neurons, current = _native_run(pop, pop.nrn, inc.times, inc.rows, inc.matrix, t_max)
+                out[pop.name] = SpikeBuffer(times=times, neurons=neurons, current=current, overflow=jnp.zeros((), bool))
+                continue
             t_first, current = first_spikes_from_rows(inc.times, inc.rows, inc.matrix, t_max, pop.nrn, pop.solver)
             times, _, order = sort_by_time(t_first)
             current = jnp.take_along_axis(current, order, axis=-1)

@@ -33,7 +33,7 @@ from jaxtyping import Array
 from ...ir import SPIKING_KINDS
 from ._solver import QuadraticSolver
 
-__all__ = ["available", "reason", "run"]
+__all__ = ["available", "layer_reason", "reason", "run", "run_layer"]
 
 _I32 = ctypes.POINTER(ctypes.c_int32)
 _I64 = ctypes.POINTER(ctypes.c_int64)
@@ -330,3 +330,70 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
         lo, hi = static["log_off"][k], static["log_off"][k] + static["bufs"][k]
         logs.append((ts[lo:hi], nb[lo:hi], cur[lo:hi], of[k]))
     return logs
+
+
+@functools.cache
+def _ffi_targets() -> bool:
+    """Register the library's XLA FFI handlers with JAX (once); False where there are none."""
+    lib = _library()
+    ffi = getattr(jax, "ffi", None)
+    if lib is None or ffi is None or not hasattr(lib, "snncomp_layer_ffi"):
+        return False
+    ffi.register_ffi_target("snncomp_layer", ffi.pycapsule(lib.snncomp_layer_ffi), platform="cpu")
+    return True
+
+
+def layer_reason(pop: Any) -> str | None:
+    """Why ``pop`` (a layer-parallel ``PopulationPlan``) cannot run in C (None: it can)."""
+    if os.environ.get("SNNCOMP_NATIVE", "1") == "0":
+        return "SNNCOMP_NATIVE=0"
+    if not available():
+        return "the compiled kernels are missing or out of date (run pip install -e . again)"
+    if not _ffi_targets():
+        return "the compiled kernels were built without XLA's FFI header (jaxlib's include directory)"
+    if jax.default_backend() != "cpu":
+        return f"backend {jax.default_backend()} (the C kernels run on the CPU only)"
+    nrn = pop.nrn
+    if pop.kind != "lif" or not isinstance(pop.solver, QuadraticSolver):
+        return "not a LIF with tau_mem = 2 tau_syn"
+    if nrn.has_jump or nrn.has_drift:
+        return "instantaneous synapses or no leak"
+    if nrn.tau_mem.shape[0] != 1 or nrn.tau_syn.shape[0] != 1:
+        return "per-neuron time constants"
+    return None
+
+
+def run_layer(pop: Any, nrn: Any, times: Array, rows: Array, matrix: Array, t_max: Array) -> tuple[Array, Array, Array]:
+    """One sample's first spikes of a layer-parallel population, sorted: ``(times, neurons, current)``.
+
+    ``times``/``rows``/``matrix``: the population's deliveries (``_events.incoming``); ``nrn`` its
+    constants (biased). An XLA custom call (``native/ffi.c``, ``native/layer.c``).
+    """
+    if not _ffi_targets():
+        raise RuntimeError(f"the C layer kernel is unavailable: {layer_reason(pop)}")
+    dtype = matrix.dtype
+    n = pop.size
+
+    def col(x: Array) -> Array:
+        return jnp.broadcast_to(x, (n,)).astype(dtype)
+
+    consts = jnp.stack([nrn.tau_mem[0], nrn.tau_syn[0], nrn.delta[0], t_max.astype(nrn.tau_mem.dtype)]).astype(dtype)
+    call = jax.ffi.ffi_call(
+        "snncomp_layer",
+        (
+            jax.ShapeDtypeStruct((n,), dtype),
+            jax.ShapeDtypeStruct((n,), jnp.int32),
+            jax.ShapeDtypeStruct((n,), dtype),
+        ),
+        vmap_method="expand_dims",
+    )
+    out_t, out_nb, out_cur = call(
+        times.astype(dtype),
+        rows.astype(jnp.int32),
+        matrix,
+        col(nrn.theta),
+        jnp.stack([col(nrn.u_init), col(nrn.i_init)]),
+        consts,
+        jnp.full((1,), int(nrn.has_init), jnp.int32),
+    )
+    return out_t, out_nb, out_cur

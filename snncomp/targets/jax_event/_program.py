@@ -195,7 +195,8 @@ def lower(
     """Lower a graph that went through the ``jax`` pipeline (it needs the ``schedule`` annotation).
 
     ``event_loop`` chooses how event-queue stages run: ``"auto"``, ``"native"`` or ``"vectorized"``
-    (:class:`EventQueueStage`).
+    (:class:`EventQueueStage`); ``"vectorized"`` also keeps layer-parallel stages in XLA
+    (:class:`LayerParallelStage`: in C otherwise, where the population allows it).
     """
     net: Network = result.network
     _warn_precision(net, np.dtype(dtype))
@@ -236,11 +237,14 @@ def lower(
             edges_in=tuple(e for e in live if e.target == name),
         )
 
+    # The C layer kernel has no derivative of its own: only EventProp (which never differentiates a
+    # stage's forward pass) may use it.
+    layer_loop = event_loop if isinstance(get_adjoint(adjoint), EventPropAdjoint) else "vectorized"
     stages: list[AbstractStage] = []
     for st in schedule.stages:
         plans = tuple(plan(p) for p in st.populations)
         if st.strategy == "layer-parallel":
-            stages.append(LayerParallelStage(index=st.index, populations=plans))
+            stages.append(LayerParallelStage(index=st.index, populations=plans, loop=layer_loop))
             continue
         members = set(st.populations)
         offsets: dict[str, int] = {}

@@ -35,16 +35,10 @@
 #include <math.h>
 #include <stdint.h>
 
-/* The population-wide loops get an AVX2 version next to the baseline one, chosen when the library is
- * loaded (GCC's function multiversioning). AVX2 only, not FMA: fused multiply-adds would round
- * differently from the vectorized loop. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define WIDE __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WIDE
-#endif
 #include <stdlib.h>
 #include <string.h>
+
+#include "quadratic.h"
 
 typedef struct {
     int32_t n;        /* neurons in the stage (populations concatenated) */
@@ -128,23 +122,6 @@ WIDE static void order_keys(const double *restrict A, const double *restrict C, 
         double u0 = A[j] * em + kk * i0;
         key[j] = order_key(u0, i0, theta[j]) * em;
     }
-}
-
-/* QuadraticSolver.crossing (no polish): time until the crossing, 0 if above, +inf if none. */
-static inline double crossing(double u0, double i0, double theta, double tau_m) {
-    if (u0 >= theta) return 0.0;
-    double p = u0 + i0;
-    int has_max = (i0 > 0.0) && (i0 > u0) && (p > 0.0);
-    if (!has_max || !(p * p >= 4.0 * i0 * theta)) return INFINITY;
-    double s_star = -tau_m * log(p / (2.0 * i0));
-    double disc = p * p - 4.0 * i0 * theta;
-    if (disc < 0.0) disc = 0.0;
-    double one_minus_x = 2.0 * (theta - u0) / ((i0 - u0) + sqrt(disc));
-    if (one_minus_x > 1.0) one_minus_x = 1.0;
-    double s = -tau_m * log1p(-one_minus_x);
-    if (s < 0.0) s = 0.0;
-    if (s > s_star) s = s_star;
-    return s;
 }
 
 #define BLOCK 32 /* neurons per block of the running argmax */
