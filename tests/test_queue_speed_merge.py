@@ -53,7 +53,8 @@ def _loss(rec: snncomp.Recording) -> jax.Array:
     return total
 
 
-@pytest.mark.parametrize("refractory", [False, True])
+# The refractory case covers the same path and more; the plain one runs with --runslow (suite time).
+@pytest.mark.parametrize("refractory", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_zero_delay_backward_matches_general_path_and_finite_differences(refractory: bool) -> None:
     exe = snncomp.compile(_network(refractory), t_max=T_MAX, dtype="float64", spikes_per_neuron=4)
     internal = [k for k in exe.params["delay"] if k in ("a->a", "a->b", "b->a")]
