@@ -199,3 +199,20 @@ def test_refractory_and_multiple_spikes_closed_form() -> None:
     assert abs(times[0] - t1) <= 1e-12 * t1
     assert abs(times[1] - t2) <= 1e-10 * t2
     assert times.shape == (3,)
+
+
+def test_halved_coefficients_equal_the_general_ones() -> None:
+    """One exponential for tau_syn = tau_mem / 2 (the layer backward's pairs): the same coefficients."""
+    from snncomp.targets.jax_event._dynamics import free_coefficients, halved_coefficients
+
+    assert _nrn(10e-3, 5e-3).halved and _nrn(12e-6, 6e-6).halved
+    assert not _nrn(10e-3, 5.0000001e-3).halved and not _nrn(10e-3, 10e-3).halved
+    with jax.enable_x64(True):
+        nrn = _nrn(10e-3, 5e-3)
+        s = np.concatenate([[0.0, 1e-12, 1e-7], np.linspace(1e-4, 0.4, 500)])  # up to 40 tau_mem
+        general = [np.asarray(c) for c in free_coefficients(s, nrn)]
+        halved = [np.asarray(c) for c in halved_coefficients(s, nrn)]
+        for g, h in zip(general, halved):
+            np.testing.assert_allclose(h, g, rtol=1e-13, atol=4e-16)
+        # beta near 0 keeps its relative accuracy (expm1, no cancellation)
+        np.testing.assert_allclose(halved[1][1:3], general[1][1:3], rtol=1e-14)

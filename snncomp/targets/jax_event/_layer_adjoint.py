@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._dynamics import free_coefficients
+from ._dynamics import free_coefficients, halved_coefficients
 from ._eventprop_common import bias_integral, guarded_slope, zero_grads
 from ._events import SpikeBuffer, effective_weight
 
@@ -55,7 +55,10 @@ def layer_backward(
             delta = t_j[None, :] - s[:, None]
             active = ok[:, None] & spiked[None, :] & (delta > 0)
             d_safe = jnp.where(active, delta, 0.0)
-            alpha, kappa, gamma = free_coefficients(d_safe, nrn)
+            if nrn.halved and not jump:  # one exponential per pair instead of three ([K, n] of them)
+                alpha, kappa, gamma = halved_coefficients(d_safe, nrn)
+            else:
+                alpha, kappa, gamma = free_coefficients(d_safe, nrn)
             if jump:  # a weight jumps v: its effect at the spike decays with the membrane alone
                 kappa, dkappa = alpha, -alpha / nrn.tau_mem
             else:
