@@ -71,11 +71,13 @@ def incoming(
     params: dict,
     t_max: Array,
     dtype: jnp.dtype,
+    sort: bool = True,
 ) -> Incoming:
     """Merge the deliveries of ``edges`` into the neurons ``[offsets[target], +target_size)``.
 
     Deliveries at or after ``t_max`` are dropped (time ``+inf``, zero row): they
-    cannot influence anything inside the window.
+    cannot influence anything inside the window. ``sort=False`` leaves them in the order of the
+    edges and buffers, for a consumer that sorts them itself (stably: equal times keep that order).
     """
     blocks: list[Array] = []
     times: list[Array] = []
@@ -101,7 +103,7 @@ def incoming(
     all_t = jnp.concatenate(times)
     all_r = jnp.concatenate(rows)
     all_r = jnp.where(all_r < 0, base, all_r).astype(jnp.int32)
-    if len(edges) == 1 and buffers[edges[0].source].sorted:
+    if not sort or (len(edges) == 1 and buffers[edges[0].source].sorted):
         # One projection from a sorted buffer: a constant delay keeps it sorted (dropped entries are +inf at the end).
         return Incoming(times=all_t, rows=all_r, matrix=matrix)
     all_t, (all_r,), _ = sort_by_time(all_t, all_r)

@@ -184,11 +184,16 @@ class LayerParallelStage(AbstractStage):
             if pop.kind not in SPIKING_KINDS:
                 continue
             dtype = pop.nrn.tau_mem.dtype
-            inc = incoming(pop.edges_in, {pop.name: 0}, pop.size, buffers, params, t_max, dtype)
             if self.native_reason(pop) is None:
-                times, neurons, current = _native_run(pop, pop.nrn, inc.times, inc.rows, inc.matrix, t_max)
+                # The kernel sorts the deliveries itself (stably, as sort_by_time): no sorting network in XLA.
+                inc = incoming(pop.edges_in, {pop.name: 0}, pop.size, buffers, params, t_max, dtype, sort=False)
+                ordered = len(pop.edges_in) <= 1 and all(buffers[e.source].sorted for e in pop.edges_in)
+                times, neurons, current = _native_run(
+                    pop, pop.nrn, inc.times, inc.rows, inc.matrix, t_max, presorted=ordered
+                )
                 out[pop.name] = SpikeBuffer(times=times, neurons=neurons, current=current, overflow=jnp.zeros((), bool))
                 continue
+            inc = incoming(pop.edges_in, {pop.name: 0}, pop.size, buffers, params, t_max, dtype)
             t_first, current = first_spikes_from_rows(inc.times, inc.rows, inc.matrix, t_max, pop.nrn, pop.solver)
             times, _, order = sort_by_time(t_first)
             current = jnp.take_along_axis(current, order, axis=-1)

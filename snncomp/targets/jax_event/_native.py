@@ -363,11 +363,14 @@ def layer_reason(pop: Any) -> str | None:
     return None
 
 
-def run_layer(pop: Any, nrn: Any, times: Array, rows: Array, matrix: Array, t_max: Array) -> tuple[Array, Array, Array]:
+def run_layer(
+    pop: Any, nrn: Any, times: Array, rows: Array, matrix: Array, t_max: Array, presorted: bool = True
+) -> tuple[Array, Array, Array]:
     """One sample's first spikes of a layer-parallel population, sorted: ``(times, neurons, current)``.
 
-    ``times``/``rows``/``matrix``: the population's deliveries (``_events.incoming``); ``nrn`` its
-    constants (biased). An XLA custom call (``native/ffi.c``, ``native/layer.c``).
+    ``times``/``rows``/``matrix``: the population's deliveries (``_events.incoming``), in time order
+    if ``presorted`` (else the kernel sorts them, stably); ``nrn`` its constants (biased). An XLA
+    custom call (``native/ffi.c``, ``native/layer.c``).
     """
     if not _ffi_targets():
         raise RuntimeError(f"the C layer kernel is unavailable: {layer_reason(pop)}")
@@ -394,6 +397,6 @@ def run_layer(pop: Any, nrn: Any, times: Array, rows: Array, matrix: Array, t_ma
         col(nrn.theta),
         jnp.stack([col(nrn.u_init), col(nrn.i_init)]),
         consts,
-        jnp.full((1,), int(nrn.has_init), jnp.int32),
+        jnp.asarray([int(nrn.has_init), int(not presorted)], jnp.int32),
     )
     return out_t, out_nb, out_cur

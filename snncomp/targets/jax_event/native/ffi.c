@@ -211,7 +211,7 @@ static int layer_chunk(void *ctx, int64_t s0, int64_t s1) {
 }
 
 /* The layer-parallel kernel (layer.c). Operands: times [E], rows [E] (int32), matrix [R, n], theta [n],
- * init [2, n], consts [4] (tau_mem, tau_syn, delta, t_max), has_init [1] (int32); results: times [n],
+ * init [2, n], consts [4] (tau_mem, tau_syn, delta, t_max), flags [2] (int32: has_init, sort); results: times [n],
  * neurons [n] (int32), current [n]. */
 XLA_FFI_Error *snncomp_layer_ffi(XLA_FFI_CallFrame *cf) {
     if (not_execute(cf)) return NULL;
@@ -229,7 +229,9 @@ XLA_FFI_Error *snncomp_layer_ffi(XLA_FFI_CallFrame *cf) {
     sh->E = (int32_t)lc.in[0].row;
     sh->n = (int32_t)lc.in[3].row;
     sh->R = sh->n > 0 ? (int32_t)(lc.in[2].row / sh->n) : 0;
+    if (lc.in[6].row != 2) return fail(cf, "snncomp FFI: layer flags of unexpected shape");
     sh->has_init = ((const int32_t *)lc.in[6].buf->data)[0];
+    sh->sort = ((const int32_t *)lc.in[6].buf->data)[1];
     lc.batch.size = 1;
     for (int d = 0; d < lc.batch.nlead; d++) lc.batch.size *= lc.batch.shape[d];
     int64_t out_size = 1;

@@ -102,7 +102,25 @@ static void merge_sort(int32_t *idx, int32_t *tmp, int32_t m, const double *t) {
     }
 }
 
-size_t snncomp_layer_work(const LayerShape *sh) { return (size_t)sh->n * (7 * sizeof(double) + 2 * sizeof(int32_t)); }
+/* Stable insertion sort of (t, r)[0..m) by t: deliveries come nearly sorted (buffers are). */
+static void sort_deliveries(double *t, int32_t *r, int32_t m) {
+    for (int32_t k = 1; k < m; k++) {
+        double tk = t[k];
+        int32_t rk = r[k], q = k - 1;
+        while (q >= 0 && t[q] > tk) {
+            t[q + 1] = t[q];
+            r[q + 1] = r[q];
+            q--;
+        }
+        t[q + 1] = tk;
+        r[q + 1] = rk;
+    }
+}
+
+size_t snncomp_layer_work(const LayerShape *sh) {
+    return (size_t)sh->n * (7 * sizeof(double) + 2 * sizeof(int32_t)) +
+           (size_t)sh->E * (sizeof(double) + sizeof(int32_t)) + 16;
+}
 
 void snncomp_layer_one(const LayerShape *sh, const double *times, const int32_t *rows, const double *matrix,
                        const double *theta, const double *init, const double *consts, double *out_t,
@@ -112,6 +130,17 @@ void snncomp_layer_one(const LayerShape *sh, const double *times, const int32_t 
     double *u = (double *)work, *i = u + n, *cu = i + n, *ci = cu + n, *ck = ci + n, *hit = ck + n;
     double *t_first = hit + n;
     int32_t *idx = (int32_t *)(t_first + n), *tmp = idx + n;
+    if (sh->sort) {
+        double *st = (double *)(((uintptr_t)(tmp + n) + 7) & ~(uintptr_t)7);
+        int32_t *sr = (int32_t *)(st + sh->E);
+        for (int32_t k = 0; k < sh->E; k++) {
+            st[k] = times[k];
+            sr[k] = rows[k];
+        }
+        sort_deliveries(st, sr, sh->E);
+        times = st;
+        rows = sr;
+    }
     const int32_t m = sh->E + 1 + sh->has_init;
     double t0, t1;
     int32_t row;
