@@ -198,8 +198,8 @@ def halved_coefficients(s: Array, nrn: NeuronParams) -> tuple[Array, Array, Arra
 
     Then ``gamma = alpha^2`` and ``beta = -alpha expm1(-s/tau_mem)``, so ``e = expm1(-s/tau_mem)`` gives all
     three (``alpha = 1 + e``) where :func:`free_coefficients` takes three transcendentals. ``alpha`` is then
-    exact to an ulp of 1 rather than of itself: for gradients (sums of such terms) the same thing, for a
-    tenth of a layer's backward time.
+    accurate to an ulp of 1 rather than of itself, which a sum of such terms (a gradient) cannot tell
+    apart; the layer backward, which evaluates them for every (input, neuron) pair, uses it.
     """
     e = jnp.expm1(-s / nrn.tau_mem)
     alpha = 1.0 + e
