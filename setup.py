@@ -6,6 +6,7 @@ jaxlib ships (``jaxlib/include``; jaxlib is a build requirement in pyproject.tom
 the library is built without them and the programs that would call them run their XLA versions.
 """
 
+import importlib.metadata
 import importlib.util
 import os
 
@@ -23,10 +24,21 @@ def _xla_include() -> str | None:
     return None
 
 
+def _jaxlib_version() -> str:
+    try:
+        return importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 include = _xla_include()
 sources = [f"{NATIVE}/event_queue.c", f"{NATIVE}/layer.c"]
+macros = []
 if include:
     sources.append(f"{NATIVE}/ffi.c")
+    # The loader registers the handlers only with the jaxlib whose header they were built against: the
+    # FFI's version handshake would otherwise fail inside XLA, at a program's first call.
+    macros.append(("SNNCOMP_JAXLIB", f'"{_jaxlib_version()}"'))
 
 setup(
     ext_modules=[
@@ -35,6 +47,7 @@ setup(
             sources=sources,
             depends=[f"{NATIVE}/quadratic.h", f"{NATIVE}/layer.h"],
             include_dirs=[include] if include else [],
+            define_macros=macros,
             # No -ffast-math: the kernels must round as IEEE arithmetic does (spike times are compared
             # with the vectorized code's to rounding). -fno-math-errno and -fno-trapping-math change
             # no result: they let sqrt be inlined and the branch-free loops vectorize.

@@ -78,6 +78,10 @@ def _compare(a: snncomp.Recording, b: snncomp.Recording, tol: float) -> int:
 
 
 def test_every_layer_runs_in_c() -> None:
+    from snncomp.targets.jax_event import _native
+
+    built, running = _native._jaxlib_versions()
+    assert built == running  # pip install built the handlers against the jaxlib that runs
     native, vectorized = _both(_net(0))
     report = str(native.report())
     for pop in ("h", "g", "o"):
@@ -172,13 +176,21 @@ def _ones() -> dict:
 
 
 def test_a_library_without_the_ffi_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Built without jaxlib's FFI header, the layers run in XLA and the report says why."""
+    """Built without jaxlib's FFI header (or against another jaxlib), the layers run in XLA; the report says why."""
     from snncomp.targets.jax_event import _native
 
+    register = _native._ffi_targets.__wrapped__  # the uncached registration
     monkeypatch.setattr(_native, "_ffi_targets", lambda: False)
+    monkeypatch.setattr(_native, "_jaxlib_versions", lambda: ("", "0.10.2"))
     native, vectorized = _both(_net(6))
     assert "h first spikes: vectorized: the compiled kernels were built without XLA's FFI header" in str(
         native.report()
+    )
+    # built against another jaxlib: XLA's FFI version handshake might fail, so the handlers are not used
+    monkeypatch.setattr(_native, "_jaxlib_versions", lambda: ("0.9.0", "0.10.2"))
+    assert register() is False  # the registration itself refuses them
+    assert "built for jaxlib 0.9.0, not the running 0.10.2 (run pip install -e . again)" in str(
+        snncomp.compile(_net(6), t_max=T_MAX).report()
     )
     inputs = _inputs(6, batch=2)
     _compare(native.run(inputs), vectorized.run(inputs), tol=0.0)

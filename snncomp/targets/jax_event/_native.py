@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import glob
+import importlib.metadata
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -332,15 +333,41 @@ def run(stage: Any, params: dict, ext_t: Array, ext_rows: Array, matrix: Array, 
     return logs
 
 
+def _jaxlib_versions() -> tuple[str, str]:
+    """(the jaxlib the FFI handlers were built against, the jaxlib running), or ("", ...) without handlers."""
+    lib = _library()
+    try:
+        running = importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        running = "unknown"
+    if lib is None or not hasattr(lib, "snncomp_ffi_jaxlib"):
+        return "", running
+    lib.snncomp_ffi_jaxlib.restype = ctypes.c_char_p
+    return lib.snncomp_ffi_jaxlib().decode(), running
+
+
 @functools.cache
 def _ffi_targets() -> bool:
-    """Register the library's XLA FFI handlers with JAX (once); False where there are none."""
+    """Register the library's XLA FFI handlers with JAX (once); False where there are none or they do not fit."""
     lib = _library()
     ffi = getattr(jax, "ffi", None)
-    if lib is None or ffi is None or not hasattr(lib, "snncomp_layer_ffi"):
+    built, running = _jaxlib_versions()
+    if lib is None or ffi is None or not hasattr(lib, "snncomp_layer_ffi") or built != running:
         return False
     ffi.register_ffi_target("snncomp_layer", ffi.pycapsule(lib.snncomp_layer_ffi), platform="cpu")
     return True
+
+
+def _ffi_reason() -> str:
+    built, running = _jaxlib_versions()
+    if not built:
+        return "the compiled kernels were built without XLA's FFI header (jaxlib's include directory)"
+    if built != running:
+        return (
+            f"the compiled kernels were built for jaxlib {built}, not the running {running} "
+            "(run pip install -e . again)"
+        )
+    return "jax.ffi is unavailable in this jax version"
 
 
 def layer_reason(pop: Any) -> str | None:
@@ -350,7 +377,7 @@ def layer_reason(pop: Any) -> str | None:
     if not available():
         return "the compiled kernels are missing or out of date (run pip install -e . again)"
     if not _ffi_targets():
-        return "the compiled kernels were built without XLA's FFI header (jaxlib's include directory)"
+        return _ffi_reason()
     if jax.default_backend() != "cpu":
         return f"backend {jax.default_backend()} (the C kernels run on the CPU only)"
     nrn = pop.nrn

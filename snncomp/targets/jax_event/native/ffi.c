@@ -22,6 +22,13 @@
 
 #define MAX_LEAD 8
 
+#ifndef SNNCOMP_JAXLIB
+#define SNNCOMP_JAXLIB "unknown"
+#endif
+
+/* The jaxlib version whose FFI header this library was built against (setup.py). */
+const char *snncomp_ffi_jaxlib(void) { return SNNCOMP_JAXLIB; }
+
 typedef struct {
     XLA_FFI_Buffer *buf;
     int64_t lead[MAX_LEAD]; /* leading (batch) dimensions */
