@@ -194,3 +194,20 @@ def test_a_library_without_the_ffi_handlers(monkeypatch: pytest.MonkeyPatch) -> 
     )
     inputs = _inputs(6, batch=2)
     _compare(native.run(inputs), vectorized.run(inputs), tol=0.0)
+
+
+@pytest.mark.parametrize("distinct", [25, 100])
+def test_simultaneous_spikes_keep_the_index_order(distinct: int) -> None:
+    """Spikes at one time are ordered by neuron index, by ranks (100 neurons) and by the merge sort that
+    takes over above 256 spikes (400)."""
+    rng = np.random.default_rng(7)
+    net = snncomp.Network("ties")
+    x = net.input("x", 8)
+    h = net.lif("h", 4 * distinct, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    # every weight column four times: groups of neurons spiking at the same time
+    net.connect(x, h, weight=np.tile(rng.normal(1.2, 0.6, (8, distinct)), (1, 4)))
+    native, vectorized = _both(net.build())
+    inputs = {"x": snncomp.Spikes.from_lists([rng.uniform(0.0, 0.02, 12).tolist()], [rng.integers(0, 8, 12).tolist()])}
+    rec = native.run(inputs)
+    assert int(np.isfinite(np.asarray(rec.spikes["h"].times)).sum()) > (256 if distinct == 100 else 60)
+    _compare(rec, vectorized.run(inputs), tol=1e-15)

@@ -60,27 +60,6 @@ WIDE static double sweep(double *restrict u, double *restrict i, double *restric
     return flagged;
 }
 
-/* sweep for an empty interval (simultaneous deliveries: alpha = gamma = 1, beta = 0): the same tests
- * on an unchanged membrane, and the row added to the current. */
-WIDE static double sweep_instant(const double *restrict u, double *restrict i, double *restrict hit,
-                                 double *restrict cu, double *restrict ci, double *restrict ck,
-                                 const double *restrict theta, const double *restrict w, double k, long n) {
-    double flagged = 0.0;
-    for (long j = 0; j < n; j++) {
-        double uu = u[j], ii = i[j], th = theta[j];
-        double p = uu + ii;
-        int peak = (ii > 0.0) & (ii > uu) & (p > 0.0) & (p * p >= 4.0 * ii * th) & (p >= 2.0 * ii);
-        int fresh = ((uu >= th) | peak) & (hit[j] == 0.0);
-        cu[j] = fresh ? uu : cu[j];
-        ci[j] = fresh ? ii : ci[j];
-        ck[j] = fresh ? k : ck[j];
-        hit[j] = fresh ? 1.0 : hit[j];
-        flagged += fresh ? 1.0 : 0.0;
-        i[j] = ii + w[j];
-    }
-    return flagged;
-}
-
 /* Delivery e of the sweep's list: an optional start at t = 0, the deliveries (those at or after t_max
  * moved to t_max with the zero row), and a closing one at t_max (_layer.first_spikes_from_rows). */
 static inline void entry(const LayerShape *sh, const double *times, const int32_t *rows, double t_max, int32_t e,
@@ -177,12 +156,8 @@ void snncomp_layer_one(const LayerShape *sh, const double *times, const int32_t 
         entry(sh, times, rows, t_max, k + 1, &t1, &row);
         double span = t1 - t0, a, b, g;
         const double *w = matrix + (int64_t)row * n;
-        if (span == 0.0) { /* as below with alpha = gamma = 1, beta = 0 (what coefficients() gives) */
-            open -= sweep_instant(u, i, hit, cu, ci, ck, theta, w, (double)k, n);
-        } else {
-            coefficients(span, tau_m, delta, &a, &b, &g);
-            open -= sweep(u, i, hit, cu, ci, ck, theta, w, a, b, g, (double)k, n);
-        }
+        coefficients(span, tau_m, delta, &a, &b, &g);
+        open -= sweep(u, i, hit, cu, ci, ck, theta, w, a, b, g, (double)k, n);
         t0 = t1;
     }
     int32_t spiked = 0;
