@@ -32,7 +32,7 @@ def _jaxlib_version() -> str:
 
 
 include = _xla_include()
-sources = [f"{NATIVE}/event_queue.c", f"{NATIVE}/layer.c"]
+sources = [f"{NATIVE}/event_queue.c", f"{NATIVE}/layer.c", f"{NATIVE}/recurrent.c"]
 macros = []
 if include:
     sources.append(f"{NATIVE}/ffi.c")

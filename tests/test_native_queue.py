@@ -173,13 +173,13 @@ def test_event_loop_option() -> None:
     assert "event loop: vectorized" in str(snncomp.compile(net.build(), t_max=T_MAX).report())
     with pytest.raises(TargetError, match="event_loop must be"):
         snncomp.compile(_net(0, refrac=0.0, delay=0.0), t_max=T_MAX, event_loop="fast")
-    # single-spike stages keep the vectorized loop under "auto"
+    # a single-spike recurrent population runs in its own kernel under "auto" (tests/test_native_recurrent.py)
     single = snncomp.Network("single")
     x = single.input("x", 3)
     h = single.lif("h", 5, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
     single.connect(x, h, weight=np.ones((3, 5)))
     single.connect(h, h, weight=np.full((5, 5), 0.1))
-    assert "single-spike populations" in str(snncomp.compile(single.build(), t_max=T_MAX).report())
+    assert "single-spike recurrent kernel" in str(snncomp.compile(single.build(), t_max=T_MAX).report())
 
 
 def test_a_long_silence_moves_the_frame() -> None:

@@ -1,17 +1,24 @@
-"""The event-queue loop in C (``native/event_queue.c``), called from a jitted program on the CPU.
+"""The C kernels (``native/``), called from a jitted program on the CPU.
 
-``pip install`` compiles ``event_queue.c`` into a shared library next to this module (``setup.py``;
-the file has no Python headers, so a compiler is all it needs). The loop runs one sample at a time
-and keeps each neuron's next crossing between events, recomputing it only for the neurons an event
-changed; a ``jax.pure_callback`` hands it the whole batch, split over the CPU's cores.
+``pip install`` compiles them into a shared library next to this module (``setup.py``; no Python
+headers, so a compiler is all it needs). Three kernels:
 
-It covers the common event-queue stage: every population spiking (with a spike log), current-based
-LIF with ``tau_mem = 2 tau_syn`` (the quadratic crossing), one ``tau_mem``, ``tau_syn`` and
-``t_refrac`` per population, no instantaneous synapses and no ``if`` neurons. Anything else, another
-backend than the CPU, or ``SNNCOMP_NATIVE=0`` in the environment keeps the vectorized
-``lax.while_loop`` (:func:`reason` says why). Both compute the same spikes: float64 spike times agree
-to rounding (``tests/test_native_queue.py``). ``SNNCOMP_NATIVE_THREADS=k`` caps the threads a batch is
-split over (default: the CPU count, at most 16).
+- the **event-queue loop** (``event_queue.c``): one sample at a time, each neuron's next crossing kept
+  between events and recomputed only for the neurons an event changed; a ``jax.pure_callback`` hands it
+  the whole batch, split over the CPU's cores. It covers the common event-queue stage: every population
+  spiking (with a spike log), current-based LIF with ``tau_mem = 2 tau_syn`` (the quadratic crossing),
+  one ``tau_mem``, ``tau_syn`` and ``t_refrac`` per population, no instantaneous synapses and no ``if``
+  neurons (:func:`reason` says why not);
+- the **layer-parallel sweep** (``layer.c``) and the **single-spike recurrent population**
+  (``recurrent.c``: an event-queue stage of one population whose neurons spike at most once, forward and
+  closed-form EventProp backward), both XLA FFI custom calls (``ffi.c``; :func:`layer_reason`,
+  :func:`rec_reason`). Their handlers split the batch over XLA's own thread pool (``SNNCOMP_FFI_POOL=0``:
+  over threads of their own instead).
+
+Anything else, another backend than the CPU, or ``SNNCOMP_NATIVE=0`` in the environment keeps the XLA
+versions. Both compute the same spikes: float64 spike times agree to rounding
+(``tests/test_native_queue.py``, ``test_native_layer.py``, ``test_native_recurrent.py``).
+``SNNCOMP_NATIVE_THREADS=k`` caps the threads a batch is split over (default: the CPU count, at most 16).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from jaxtyping import Array
 from ...ir import SPIKING_KINDS
 from ._solver import QuadraticSolver
 
-__all__ = ["available", "layer_reason", "reason", "run", "run_layer"]
+__all__ = ["available", "layer_reason", "reason", "rec_grad", "rec_reason", "run", "run_layer", "run_rec"]
 
 _I32 = ctypes.POINTER(ctypes.c_int32)
 _I64 = ctypes.POINTER(ctypes.c_int64)
@@ -355,6 +362,9 @@ def _ffi_targets() -> bool:
     if lib is None or ffi is None or not hasattr(lib, "snncomp_layer_ffi") or built != running:
         return False
     ffi.register_ffi_target("snncomp_layer", ffi.pycapsule(lib.snncomp_layer_ffi), platform="cpu")
+    if hasattr(lib, "snncomp_rec_ffi"):
+        ffi.register_ffi_target("snncomp_rec", ffi.pycapsule(lib.snncomp_rec_ffi), platform="cpu")
+        ffi.register_ffi_target("snncomp_rec_grad", ffi.pycapsule(lib.snncomp_rec_grad_ffi), platform="cpu")
     return True
 
 
@@ -370,8 +380,8 @@ def _ffi_reason() -> str:
     return "jax.ffi is unavailable in this jax version"
 
 
-def layer_reason(pop: Any) -> str | None:
-    """Why ``pop`` (a layer-parallel ``PopulationPlan``) cannot run in C (None: it can)."""
+def _kernel_reason() -> str | None:
+    """Why no FFI kernel can run here (None: they can)."""
     if os.environ.get("SNNCOMP_NATIVE", "1") == "0":
         return "SNNCOMP_NATIVE=0"
     if not available():
@@ -380,6 +390,13 @@ def layer_reason(pop: Any) -> str | None:
         return _ffi_reason()
     if jax.default_backend() != "cpu":
         return f"backend {jax.default_backend()} (the C kernels run on the CPU only)"
+    return None
+
+
+def layer_reason(pop: Any) -> str | None:
+    """Why ``pop`` (a layer-parallel ``PopulationPlan``) cannot run in C (None: it can)."""
+    if (why := _kernel_reason()) is not None:
+        return why
     nrn = pop.nrn
     if pop.kind != "lif" or not isinstance(pop.solver, QuadraticSolver):
         return "not a LIF with tau_mem = 2 tau_syn"
@@ -427,3 +444,139 @@ def run_layer(
         jnp.asarray([int(nrn.has_init), int(not presorted)], jnp.int32),
     )
     return out_t, out_nb, out_cur
+
+
+def rec_reason(stage: Any) -> str | None:
+    """Why ``stage`` (an ``EventQueueStage``) is not run by the single-spike recurrent kernel (None: it is).
+
+    It covers one population of LIF neurons with ``tau_mem = 2 tau_syn`` that spike at most once, no
+    instantaneous synapses, one ``tau_mem`` and ``tau_syn``, and no early stop (``native/recurrent.c``).
+    """
+    if (why := _kernel_reason()) is not None:
+        return why
+    lib = _library()
+    if lib is None or not hasattr(lib, "snncomp_rec_ffi"):
+        return "the compiled kernels predate the recurrent kernel (run pip install -e . again)"
+    if len(stage.populations) != 1:
+        return "several populations in one loop"
+    p = stage.populations[0]
+    if stage.stop_on:
+        return "early stop"
+    if p.kind != "lif" or not isinstance(p.solver, QuadraticSolver):
+        return f"population {p.name!r} is not a LIF with tau_mem = 2 tau_syn"
+    if p.buffer != p.size:
+        return f"population {p.name!r} logs {p.buffer} spikes, not one per neuron"
+    nrn = p.nrn
+    if nrn.has_jump or nrn.has_drift:
+        return f"population {p.name!r} has instantaneous synapses or no leak"
+    if nrn.tau_mem.shape[0] != 1 or nrn.tau_syn.shape[0] != 1:
+        return f"population {p.name!r} has per-neuron time constants"
+    try:
+        once = bool(np.all(np.asarray(nrn.max_spikes) == 1)) and bool(np.all(np.asarray(nrn.spiking)))
+    except jax.errors.TracerArrayConversionError:
+        once = False
+    if not once:
+        return f"population {p.name!r} may spike more than once per neuron"
+    return None
+
+
+def _rec_operands(stage: Any, params: dict, dtype: Any) -> tuple[Array, Array]:
+    """The recurrent rows ``[P, n, n]`` and delays ``[P]`` of the stage's one population."""
+    from ._events import effective_weight
+
+    if not stage.internal:  # a feed-forward population forced into an event-queue stage
+        return jnp.zeros((0, stage.n_total, stage.n_total), dtype), jnp.zeros((0,), dtype)
+    wrec = jnp.stack([effective_weight(e, params).astype(dtype) for e in stage.internal])
+    drec = jnp.stack([jnp.asarray(params["delay"][e.key]).reshape(()).astype(dtype) for e in stage.internal])
+    return wrec, drec
+
+
+def run_rec(
+    stage: Any, params: dict, times: Array, rows: Array, matrix: Array, t_max: Array, presorted: bool = True
+) -> tuple[Array, Array, Array]:
+    """One sample's spikes of a single-spike recurrent population in time order: ``(times, neurons, current)``
+    ``[n]``. ``times``/``rows``/``matrix``: its external deliveries (``_events.incoming``), in time order if
+    ``presorted``. An XLA custom call (``native/ffi.c``, ``native/recurrent.c``)."""
+    if not _ffi_targets():
+        raise RuntimeError(f"the C recurrent kernel is unavailable: {rec_reason(stage)}")
+    nrn = stage.nrn
+    dtype = matrix.dtype
+    n = stage.n_total
+    wrec, drec = _rec_operands(stage, params, dtype)
+
+    def col(x: Array) -> Array:
+        return jnp.broadcast_to(x, (n,)).astype(dtype)
+
+    consts = jnp.stack([nrn.tau_mem[0], nrn.tau_syn[0], nrn.delta[0], t_max.astype(nrn.tau_mem.dtype)]).astype(dtype)
+    call = jax.ffi.ffi_call(
+        "snncomp_rec",
+        (
+            jax.ShapeDtypeStruct((n,), dtype),
+            jax.ShapeDtypeStruct((n,), jnp.int32),
+            jax.ShapeDtypeStruct((n,), dtype),
+        ),
+        vmap_method="expand_dims",
+    )
+    out_t, out_nb, out_cur = call(
+        times.astype(dtype),
+        rows.astype(jnp.int32),
+        matrix,
+        wrec,
+        drec,
+        col(nrn.theta),
+        jnp.stack([col(nrn.u_init), col(nrn.i_init)]),
+        consts,
+        jnp.asarray([int(nrn.has_init), int(not presorted)], jnp.int32),
+    )
+    return out_t, out_nb, out_cur
+
+
+def rec_grad(
+    stage: Any,
+    params: dict,
+    spikes: tuple[Array, Array, Array],
+    ct: Array,
+    times: Array,
+    rows: Array,
+    matrix: Array,
+    t_max: Array,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """EventProp backward of :func:`run_rec` from its spikes ``(times, neurons, current)`` and their
+    cotangents ``ct``: ``(lam [n], d matrix, d times, d recurrent rows [P, n, n], d recurrent delays [P])``,
+    ``lam`` being the membrane adjoint just before each neuron's spike (0 without one)."""
+    from ._eventprop_common import guarded_slope
+
+    nrn = stage.nrn
+    dtype = matrix.dtype
+    n = stage.n_total
+    wrec, drec = _rec_operands(stage, params, dtype)
+    sp_t, sp_nb, sp_cur = spikes
+    theta = jnp.broadcast_to(nrn.theta, (n,)).astype(dtype)
+    # guarded_slope's floor per neuron (in the program's precision), for the kernel to apply.
+    floor = guarded_slope(jnp.zeros((n,), dtype), nrn)
+    consts = jnp.stack([nrn.tau_mem[0].astype(dtype), jnp.zeros((), dtype), t_max.astype(dtype)])
+    call = jax.ffi.ffi_call(
+        "snncomp_rec_grad",
+        (
+            jax.ShapeDtypeStruct((n,), dtype),
+            jax.ShapeDtypeStruct(matrix.shape, dtype),
+            jax.ShapeDtypeStruct(times.shape, dtype),
+            jax.ShapeDtypeStruct(wrec.shape, dtype),
+            jax.ShapeDtypeStruct(drec.shape, dtype),
+        ),
+        vmap_method="expand_dims",
+    )
+    lam, d_matrix, d_times, d_wrec, d_drec = call(
+        sp_t.astype(dtype),
+        sp_nb.astype(jnp.int32),
+        sp_cur.astype(dtype),
+        ct.astype(dtype),
+        times.astype(dtype),
+        rows.astype(jnp.int32),
+        matrix,
+        wrec,
+        drec,
+        jnp.stack([theta, jnp.broadcast_to(floor, (n,)).astype(dtype)]),
+        consts,
+    )
+    return lam, d_matrix, d_times, d_wrec, d_drec

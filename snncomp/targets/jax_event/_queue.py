@@ -53,9 +53,13 @@ from ...errors import TargetError
 from ...ir import SPIKING_KINDS
 from ._batch import batch_any
 from ._dynamics import NeuronParams, evolve, free_coefficients, free_evolve
+from ._eventprop_common import bias_integral
 from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
 from ._native import reason as _native_reason
+from ._native import rec_grad as _rec_grad
+from ._native import rec_reason as _rec_reason
 from ._native import run as _native_run
+from ._native import run_rec as _run_rec
 from ._queue_adjoint import queue_backward
 from ._stage import AbstractStage, PopulationPlan
 
@@ -109,17 +113,32 @@ class EventQueueStage(AbstractStage):
     stop_on: tuple[str, ...] = eqx.field(static=True, default=())
     """Populations whose first spikes end the loop (``schedule{early_stop=...}``)."""
     loop: str = eqx.field(static=True, default="auto")
-    """``"vectorized"``: the ``lax.while_loop`` below, over the whole batch at once. ``"native"``: the
-    same schedule in C, one sample at a time (``_native``). ``"auto"``: native where the stage's spike
-    logs hold several spikes per neuron (multi-spike populations: thousands of events per sample, each
-    touching few neurons, where the vectorized loop pays a whole iteration per event), vectorized
-    otherwise (single-spike stages: few events, and a batch-wide iteration costs less than the C loop's
+    """``"vectorized"``: the ``lax.while_loop`` below, over the whole batch at once. ``"native"``: in C.
+    A stage of one population whose neurons spike at most once runs in the single-spike recurrent kernel
+    (``native/recurrent.c``, an XLA custom call with a closed-form EventProp backward; :meth:`kernel_reason`),
+    under ``"auto"`` too. Other stages under ``"native"`` run the same schedule in the C event loop, one
+    sample at a time (``_native``); ``"auto"`` chooses it where the stage's spike logs hold several spikes
+    per neuron (multi-spike populations: thousands of events per sample, each touching few neurons, where
+    the vectorized loop pays a whole iteration per event), the vectorized loop otherwise (single-spike
+    stages the kernel does not cover: few events, and a batch-wide iteration costs less than the C loop's
     per-sample work; measured in ``docs/performance.md``)."""
+
+    def kernel_reason(self) -> str | None:
+        """Why this stage does not run in the single-spike recurrent kernel (None: it does).
+
+        One population whose neurons spike at most once (``native/recurrent.c``): its spikes by the layer
+        kernel's sweep, and its EventProp backward in closed form, both in C as XLA custom calls.
+        """
+        if self.loop == "vectorized":
+            return "event_loop='vectorized'"
+        return _rec_reason(self)
 
     def native_reason(self) -> str | None:
         """Why this stage does not run in C (None: it does)."""
         if self.loop == "vectorized":
             return "event_loop='vectorized'"
+        if self.kernel_reason() is None:
+            return None
         why = _native_reason(self)
         if why is None and self.loop == "auto" and sum(p.buffer for p in self.populations) <= self.n_total:
             return "single-spike populations (event_loop='auto' keeps the vectorized loop)"
@@ -129,11 +148,13 @@ class EventQueueStage(AbstractStage):
         """Raise if ``event_loop='native'`` was asked for a stage the C loop cannot run."""
         if self.loop not in ("auto", "native", "vectorized"):
             raise TargetError(f"event_loop must be 'auto', 'native' or 'vectorized', got {self.loop!r}")
-        if self.loop == "native" and (why := _native_reason(self)) is not None:
+        if self.loop == "native" and self.kernel_reason() is not None and (why := _native_reason(self)) is not None:
             names = ", ".join(p.name for p in self.populations)
             raise TargetError(f"event_loop='native' cannot run the event-queue stage of {names}: {why}")
 
     def describe(self) -> list[str]:
+        if self.kernel_reason() is None:
+            return [*super().describe(), "event loop: single-spike recurrent kernel, native (C), closed-form backward"]
         why = self.native_reason()
         return [*super().describe(), f"event loop: {'native (C)' if why is None else 'vectorized: ' + why}"]
 
@@ -148,7 +169,63 @@ class EventQueueStage(AbstractStage):
         ct: dict[str, Array],
         t_max: Array,
     ) -> tuple[dict, dict[str, Array]]:
+        if self.kernel_reason() is None:
+            return self._kernel_backward(params, buffers, out, ct, t_max)
         return queue_backward(self, params, buffers, out, ct, t_max)
+
+    def _kernel_backward(
+        self,
+        params: dict,
+        buffers: dict[str, SpikeBuffer],
+        out: dict[str, SpikeBuffer],
+        ct: dict[str, Array],
+        t_max: Array,
+    ) -> tuple[dict, dict[str, Array]]:
+        """The closed-form EventProp backward of the single-spike kernel (``native/recurrent.c``).
+
+        The kernel returns the derivatives by what it was given (the external deliveries' matrix and
+        times, the recurrent rows and delays); one ``jax.vjp`` of their construction from the weights,
+        delays and upstream spike times carries them back, masks included.
+        """
+        pop = self.populations[0]
+        nrn = self.nrn
+        dtype = nrn.tau_mem.dtype
+        n = self.n_total
+        ups = self.upstream()
+
+        def operands(sub: dict, up: dict[str, Array]) -> tuple[tuple[Array, Array], Array]:
+            bufs = {**buffers, **{u: eqx.tree_at(lambda b: b.times, buffers[u], up[u]) for u in ups}}
+            inc = incoming(self.external, self.offsets, n, bufs, sub, t_max, dtype, sort=False)
+            return (inc.times, inc.matrix), inc.rows
+
+        (times, matrix), pull, rows = jax.vjp(operands, params, {u: buffers[u].times for u in ups}, has_aux=True)
+        buf = out[pop.name]
+        lam, d_matrix, d_times, d_wrec, d_drec = _rec_grad(
+            self, params, (buf.times, buf.neurons, buf.current), ct[pop.name], times, rows, matrix, t_max
+        )
+        d_sub, d_up = pull((d_times, d_matrix))
+        for k, e in enumerate(self.internal):
+            _, pull_w = jax.vjp(lambda w, e=e: effective_weight(e, {"weight": {e.key: w}}), params["weight"][e.key])
+            (d_w,) = pull_w(d_wrec[k].astype(dtype))
+            d_sub["weight"][e.key] = d_sub["weight"][e.key] + d_w.astype(d_sub["weight"][e.key].dtype)
+            d_sub["delay"][e.key] = d_sub["delay"][e.key] + d_drec[k].astype(d_sub["delay"][e.key].dtype)
+        if "bias" in d_sub:  # lam_v(t_j-) = lam, lam_I(t_j-) = 0; the bias acted over [0, t_j] (as a layer's)
+            valid = buf.neurons >= 0
+            idx = jnp.where(valid, buf.neurons, n)
+            t_j = jnp.zeros((n + 1,), dtype).at[idx].set(jnp.where(valid, buf.times, 0.0))[:n]
+            d_b = bias_integral(lam, jnp.zeros_like(lam), jnp.where(lam != 0, t_j, 0.0), nrn)
+            d_sub["bias"][pop.name] = d_sub["bias"][pop.name] + d_b.astype(d_sub["bias"][pop.name].dtype)
+        return d_sub, d_up
+
+    def _kernel_forward(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
+        pop = self.populations[0]
+        dtype = self.nrn.tau_mem.dtype
+        n = self.n_total
+        inc = incoming(self.external, self.offsets, n, buffers, params, t_max, dtype, sort=False)
+        ordered = len(self.external) <= 1 and all(buffers[e.source].sorted for e in self.external)
+        times, neurons, current = _run_rec(self, params, inc.times, inc.rows, inc.matrix, t_max, presorted=ordered)
+        # One spike per neuron and a log of one slot per neuron (rec_reason): it cannot overflow.
+        return {pop.name: SpikeBuffer(times=times, neurons=neurons, current=current, overflow=jnp.zeros((), bool))}
 
     def max_iterations(self, external_events: int) -> int:
         """Upper bound on loop iterations for a sample with ``external_events`` deliveries."""
@@ -265,6 +342,8 @@ class EventQueueStage(AbstractStage):
         nrn = self.nrn
         dtype = nrn.tau_mem.dtype
         n = self.n_total
+        if self.kernel_reason() is None:
+            return self._kernel_forward(params, buffers, t_max)
         inc = incoming(self.external, self.offsets, n, buffers, params, t_max, dtype)
         if self.native_reason() is None:
             logs = _native_run(self, params, inc.times, inc.rows, inc.matrix, t_max)

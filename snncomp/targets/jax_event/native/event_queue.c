@@ -82,22 +82,6 @@ typedef struct {
     uint8_t *overflow; /* [npop] */
 } Outputs;
 
-/* QuadraticSolver.order_key: x = exp(-s / tau_mem) of the next crossing from (u0, i0), 1 if
- * already above threshold, -1 if none. */
-static inline double order_key(double u0, double i0, double theta) {
-    if (u0 >= theta) return 1.0;
-    double p = u0 + i0;
-    if (!((i0 > 0.0) && (i0 > u0) && (p > 0.0))) return -1.0;
-    if (!(p * p >= 4.0 * i0 * theta)) return -1.0;
-    double disc = p * p - 4.0 * i0 * theta;
-    if (disc < 0.0) disc = 0.0;
-    double one_minus_x = 2.0 * (theta - u0) / ((i0 - u0) + sqrt(disc));
-    if (one_minus_x > 1.0) one_minus_x = 1.0;
-    double x = 1.0 - one_minus_x;
-    double x_peak = p / (2.0 * i0);
-    return x > x_peak ? x : x_peak;
-}
-
 /* order_key for a whole population at once, times em (the population's frame), -1 where the neuron may
  * not spike (allow = 0: refractory or out of spikes; its membrane is then not needed). The same
  * arithmetic as QuadraticSolver.order_key with its sanitized inputs where there is no crossing, and

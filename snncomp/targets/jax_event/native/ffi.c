@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "layer.h"
@@ -173,6 +174,76 @@ static int parallel(Job job, void *ctx, int64_t size, int threads) {
     return code;
 }
 
+/* The same on XLA's own thread pool (XLA_FFI_ThreadPool_Schedule: on the CPU, the pool that runs the
+ * program's other work), so that no extra threads compete with XLA's for the cores, and none is started
+ * per call. The batch is cut into more chunks than threads; whoever runs (the caller, and the tasks the
+ * pool starts, maybe late, maybe never in parallel) claims the next chunk until none is left, so the
+ * caller never waits for a task that has not started: it finishes what no task claimed and waits only
+ * for chunks in progress. The shared record lives on the heap until the last task has let go of it. */
+typedef struct {
+    Job job;
+    void *ctx;
+    int64_t size;
+    int chunks, next, done, code, refs;
+} Shared;
+
+static void shared_release(Shared *sh) {
+    if (__atomic_sub_fetch(&sh->refs, 1, __ATOMIC_ACQ_REL) == 0) free(sh);
+}
+
+static void shared_work(Shared *sh) {
+    for (;;) {
+        int k = __atomic_fetch_add(&sh->next, 1, __ATOMIC_ACQ_REL);
+        if (k >= sh->chunks) return;
+        int code = sh->job(sh->ctx, sh->size * k / sh->chunks, sh->size * (k + 1) / sh->chunks);
+        if (code) __atomic_store_n(&sh->code, code, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&sh->done, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+static void shared_task(void *data) {
+    shared_work((Shared *)data);
+    shared_release((Shared *)data);
+}
+
+static int parallel_xla(XLA_FFI_CallFrame *cf, Job job, void *ctx, int64_t size, int threads) {
+    if (threads > size) threads = (int)size;
+    if (threads <= 1) return job(ctx, 0, size);
+    const char *env = getenv("SNNCOMP_FFI_POOL");
+    if (env && env[0] == '0') return parallel(job, ctx, size, threads);
+    Shared *sh = malloc(sizeof(Shared));
+    if (!sh) return parallel(job, ctx, size, threads);
+    sh->job = job;
+    sh->ctx = ctx;
+    sh->size = size;
+    sh->chunks = (int)(size < 4 * threads ? size : 4 * threads);
+    sh->next = sh->done = sh->code = 0;
+    sh->refs = threads; /* the caller and threads - 1 tasks */
+    for (int k = 1; k < threads; k++) {
+        XLA_FFI_ThreadPool_Schedule_Args args;
+        memset(&args, 0, sizeof(args));
+        args.struct_size = XLA_FFI_ThreadPool_Schedule_Args_STRUCT_SIZE;
+        args.ctx = cf->ctx;
+        args.task = shared_task;
+        args.data = sh;
+        XLA_FFI_Error *err = cf->api->XLA_FFI_ThreadPool_Schedule(&args);
+        if (err) { /* no pool: the tasks not scheduled will not run */
+            XLA_FFI_Error_Destroy_Args d;
+            memset(&d, 0, sizeof(d));
+            d.struct_size = XLA_FFI_Error_Destroy_Args_STRUCT_SIZE;
+            d.error = err;
+            cf->api->XLA_FFI_Error_Destroy(&d);
+            __atomic_sub_fetch(&sh->refs, threads - k, __ATOMIC_ACQ_REL);
+            break;
+        }
+    }
+    shared_work(sh);
+    while (__atomic_load_n(&sh->done, __ATOMIC_ACQUIRE) < sh->chunks) sched_yield();
+    int code = __atomic_load_n(&sh->code, __ATOMIC_ACQUIRE);
+    shared_release(sh);
+    return code;
+}
+
 typedef struct {
     Operand in[7], out[3];
     Batch batch;
@@ -248,6 +319,177 @@ XLA_FFI_Error *snncomp_layer_ffi(XLA_FFI_CallFrame *cf) {
     /* A thread costs ~20 us to start: worth it from about that much work per thread. */
     double work = (double)lc.batch.size * (sh->E + 2) * (sh->n + 8);
     int threads = work < 40000.0 ? 1 : max_threads();
-    if (parallel(layer_chunk, &lc, lc.batch.size, threads)) return fail(cf, "snncomp FFI: out of memory");
+    if (parallel_xla(cf, layer_chunk, &lc, lc.batch.size, threads)) return fail(cf, "snncomp FFI: out of memory");
+    return NULL;
+}
+
+/* Where a handler writes sample s's row of result `op`: the buffer itself (float64) or `scratch`. */
+static double *result_row(const Operand *op, int64_t s, double *scratch) {
+    return op->buf->dtype == XLA_FFI_DataType_F64 ? (double *)op->buf->data + s * op->row : scratch;
+}
+
+/* Rounds a row written to `scratch` into a float32 result. */
+static void commit_row(const Operand *op, int64_t s, const double *scratch) {
+    if (op->buf->dtype == XLA_FFI_DataType_F64) return;
+    float *x = (float *)op->buf->data + s * op->row;
+    for (int64_t j = 0; j < op->row; j++) x[j] = (float)scratch[j];
+}
+
+/* Reads the handler's operands and results and checks their types: int32 where `ints` says so, float
+ * otherwise. Fills the batch and returns NULL, or an error message. */
+static const char *frame(XLA_FFI_CallFrame *cf, int nin, const int *core_in, const int *int_in, Operand *in,
+                         int nout, const int *core_out, const int *int_out, Operand *out, Batch *batch) {
+    Batch out_batch;
+    const char *err = operands(cf->args.args, cf->args.size, nin, core_in, in, batch, 1);
+    if (!err) err = operands(cf->rets.rets, cf->rets.size, nout, core_out, out, &out_batch, 1);
+    if (err) return err;
+    for (int k = 0; k < nin; k++)
+        if (int_in[k] ? in[k].buf->dtype != XLA_FFI_DataType_S32 : !is_float(&in[k]))
+            return "snncomp FFI: operand of unexpected type";
+    for (int k = 0; k < nout; k++)
+        if (int_out[k] ? out[k].buf->dtype != XLA_FFI_DataType_S32 : !is_float(&out[k]))
+            return "snncomp FFI: result of unexpected type";
+    batch->size = 1;
+    for (int d = 0; d < batch->nlead; d++) batch->size *= batch->shape[d];
+    int64_t out_size = 1;
+    for (int d = 0; d < out_batch.nlead; d++) out_size *= out_batch.shape[d];
+    if (out_size != batch->size) return "snncomp FFI: results of unexpected batch shape";
+    return NULL;
+}
+
+/* Per-thread scratch: one float64 row per float operand and result, then the kernel's work. */
+typedef struct {
+    char *mem;
+    double *in[16], *out[8];
+    int64_t cache[16];
+    void *work;
+} Scratch;
+
+static int scratch_alloc(Scratch *sc, const Operand *in, int nin, const Operand *out, int nout, size_t work) {
+    size_t floats = 0;
+    for (int k = 0; k < nin; k++) floats += (size_t)in[k].row;
+    for (int k = 0; k < nout; k++) floats += (size_t)out[k].row;
+    sc->mem = malloc(floats * sizeof(double) + work + 64);
+    if (!sc->mem) return 1;
+    double *p = (double *)sc->mem;
+    for (int k = 0; k < nin; k++) {
+        sc->in[k] = p;
+        sc->cache[k] = -1;
+        p += in[k].row;
+    }
+    for (int k = 0; k < nout; k++) {
+        sc->out[k] = p;
+        p += out[k].row;
+    }
+    sc->work = (void *)(((uintptr_t)p + 15) & ~(uintptr_t)15);
+    return 0;
+}
+
+static const double *frow(Scratch *sc, const Operand *in, const Batch *batch, int k, int64_t s) {
+    return f64_row(&in[k], row_of(&in[k], batch, s), sc->in[k], &sc->cache[k]);
+}
+
+static const int32_t *irow(const Operand *in, const Batch *batch, int k, int64_t s) {
+    return (const int32_t *)in[k].buf->data + row_of(&in[k], batch, s) * in[k].row;
+}
+
+typedef struct {
+    Operand in[11], out[5];
+    Batch batch;
+    RecShape sh;
+    int32_t S;
+} RecCall;
+
+static int rec_chunk(void *ctx, int64_t s0, int64_t s1) {
+    const RecCall *rc = (const RecCall *)ctx;
+    const Operand *in = rc->in, *out = rc->out;
+    const Batch *b = &rc->batch;
+    Scratch sc;
+    if (scratch_alloc(&sc, in, 9, out, 3, snncomp_rec_work(&rc->sh))) return 1;
+    for (int64_t s = s0; s < s1; s++) {
+        double *t = result_row(&out[0], s, sc.out[0]), *cur = result_row(&out[2], s, sc.out[2]);
+        int32_t *nb = (int32_t *)out[1].buf->data + s * out[1].row;
+        snncomp_rec_one(&rc->sh, frow(&sc, in, b, 0, s), irow(in, b, 1, s), frow(&sc, in, b, 2, s),
+                        frow(&sc, in, b, 3, s), frow(&sc, in, b, 4, s), frow(&sc, in, b, 5, s),
+                        frow(&sc, in, b, 6, s), frow(&sc, in, b, 7, s), t, nb, cur, sc.work);
+        commit_row(&out[0], s, t);
+        commit_row(&out[2], s, cur);
+    }
+    free(sc.mem);
+    return 0;
+}
+
+/* The recurrent single-spike kernel (recurrent.c). Operands: times [E], rows [E] (int32), matrix [R, n],
+ * wrec [P, n, n], delays [P], theta [n], init [2, n], consts [4] (tau_mem, tau_syn, delta, t_max), flags [2]
+ * (int32: has_init, sort); results: times [n], neurons [n] (int32), current [n]. */
+XLA_FFI_Error *snncomp_rec_ffi(XLA_FFI_CallFrame *cf) {
+    if (not_execute(cf)) return NULL;
+    static const int core_in[9] = {1, 1, 2, 3, 1, 1, 2, 1, 1}, int_in[9] = {0, 1, 0, 0, 0, 0, 0, 0, 1};
+    static const int core_out[3] = {1, 1, 1}, int_out[3] = {0, 1, 0};
+    RecCall rc;
+    const char *err = frame(cf, 9, core_in, int_in, rc.in, 3, core_out, int_out, rc.out, &rc.batch);
+    if (err) return fail(cf, err);
+    RecShape *sh = &rc.sh;
+    sh->E = (int32_t)rc.in[0].row;
+    sh->n = (int32_t)rc.in[5].row;
+    sh->R = sh->n > 0 ? (int32_t)(rc.in[2].row / sh->n) : 0;
+    sh->P = (int32_t)rc.in[4].row;
+    if (rc.in[8].row != 2 || rc.in[7].row != 4 || rc.in[3].row != (int64_t)sh->P * sh->n * sh->n ||
+        rc.out[0].row != sh->n || rc.in[6].row != 2 * (int64_t)sh->n)
+        return fail(cf, "snncomp FFI: recurrent operands of unexpected shape");
+    sh->has_init = ((const int32_t *)rc.in[8].buf->data)[0];
+    sh->sort = ((const int32_t *)rc.in[8].buf->data)[1];
+    double work = (double)rc.batch.size * (sh->E + sh->n + 2) * (sh->n + 8);
+    int threads = work < 40000.0 ? 1 : max_threads();
+    if (parallel_xla(cf, rec_chunk, &rc, rc.batch.size, threads)) return fail(cf, "snncomp FFI: out of memory");
+    return NULL;
+}
+
+static int rec_grad_chunk(void *ctx, int64_t s0, int64_t s1) {
+    const RecCall *rc = (const RecCall *)ctx;
+    const Operand *in = rc->in, *out = rc->out;
+    const Batch *b = &rc->batch;
+    Scratch sc;
+    if (scratch_alloc(&sc, in, 11, out, 5, snncomp_rec_grad_work(&rc->sh, rc->S))) return 1;
+    for (int64_t s = s0; s < s1; s++) {
+        double *res[5];
+        for (int k = 0; k < 5; k++) res[k] = result_row(&out[k], s, sc.out[k]);
+        snncomp_rec_grad_one(&rc->sh, rc->S, frow(&sc, in, b, 0, s), irow(in, b, 1, s), frow(&sc, in, b, 2, s),
+                             frow(&sc, in, b, 3, s), frow(&sc, in, b, 4, s), irow(in, b, 5, s),
+                             frow(&sc, in, b, 6, s), frow(&sc, in, b, 7, s), frow(&sc, in, b, 8, s),
+                             frow(&sc, in, b, 9, s), frow(&sc, in, b, 10, s), res[0], res[1], res[2], res[3],
+                             res[4], sc.work);
+        for (int k = 0; k < 5; k++) commit_row(&out[k], s, res[k]);
+    }
+    free(sc.mem);
+    return 0;
+}
+
+/* Its EventProp backward (recurrent.c). Operands: spike times [S], neurons [S] (int32), currents [S],
+ * cotangents [S], then times, rows, matrix, wrec, delays as the forward's, theta and slope floors [2, n],
+ * consts [3] (tau_mem, 0, t_max); results: lam [n], d_matrix [R, n], d_times [E], d_wrec [P, n, n], d_delay [P]. */
+XLA_FFI_Error *snncomp_rec_grad_ffi(XLA_FFI_CallFrame *cf) {
+    if (not_execute(cf)) return NULL;
+    static const int core_in[11] = {1, 1, 1, 1, 1, 1, 2, 3, 1, 2, 1};
+    static const int int_in[11] = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+    static const int core_out[5] = {1, 2, 1, 3, 1}, int_out[5] = {0, 0, 0, 0, 0};
+    RecCall rc;
+    const char *err = frame(cf, 11, core_in, int_in, rc.in, 5, core_out, int_out, rc.out, &rc.batch);
+    if (err) return fail(cf, err);
+    RecShape *sh = &rc.sh;
+    rc.S = (int32_t)rc.in[0].row;
+    sh->E = (int32_t)rc.in[4].row;
+    sh->n = (int32_t)(rc.in[9].row / 2);
+    sh->R = sh->n > 0 ? (int32_t)(rc.in[6].row / sh->n) : 0;
+    sh->P = (int32_t)rc.in[8].row;
+    sh->has_init = 0;
+    sh->sort = 0;
+    if (rc.in[10].row != 3 || rc.in[7].row != (int64_t)sh->P * sh->n * sh->n || rc.out[0].row != sh->n ||
+        rc.out[1].row != rc.in[6].row || rc.out[2].row != sh->E || rc.out[3].row != rc.in[7].row ||
+        rc.out[4].row != sh->P)
+        return fail(cf, "snncomp FFI: recurrent gradient operands of unexpected shape");
+    double work = (double)rc.batch.size * (rc.S + 1) * (rc.S + sh->E + 1) * (sh->P + 1);
+    int threads = work < 40000.0 ? 1 : max_threads();
+    if (parallel_xla(cf, rec_grad_chunk, &rc, rc.batch.size, threads)) return fail(cf, "snncomp FFI: out of memory");
     return NULL;
 }

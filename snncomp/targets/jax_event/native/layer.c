@@ -19,22 +19,6 @@
 #include "layer.h"
 #include "quadratic.h"
 
-/* _dynamics.free_coefficients for tau_mem = 2 tau_syn (what QuadraticSolver asserts, to 1e-12): then
- * gamma = alpha^2, and one exponential per interval serves all three (a narrow layer's sweep is mostly
- * these). Same branches as there: |span delta| < 1 takes expm1 against cancellation. */
-static inline void coefficients(double span, double tau_m, double delta, double *a, double *b, double *g) {
-    double x = span * delta;
-    if (fabs(x) < 1.0) {
-        double e = expm1(x); /* delta = -1 / tau_mem: x = -span / tau_mem */
-        *a = 1.0 + e;
-        *b = *a * e / delta / tau_m;
-    } else {
-        *a = exp(-span / tau_m);
-        *b = (*a * *a - *a) / delta / tau_m;
-    }
-    *g = *a * *a;
-}
-
 /* One interval (coefficients a, b, g) for every neuron: flags the neurons whose first interval holding
  * a crossing it is (the tests of _layer._first_crossing_sweep and QuadraticSolver.peak_within), then
  * delivers the row w. Branch-free, so that it vectorizes. Returns how many neurons it flagged. */
@@ -103,7 +87,7 @@ static void merge_sort(int32_t *idx, int32_t *tmp, int32_t m, const double *t) {
 }
 
 /* Stable insertion sort of (t, r)[0..m) by t: deliveries come nearly sorted (buffers are). */
-static void sort_deliveries(double *t, int32_t *r, int32_t m) {
+void snncomp_sort_deliveries(double *t, int32_t *r, int32_t m) {
     for (int32_t k = 1; k < m; k++) {
         double tk = t[k];
         int32_t rk = r[k], q = k - 1;
@@ -137,7 +121,7 @@ void snncomp_layer_one(const LayerShape *sh, const double *times, const int32_t 
             st[k] = times[k];
             sr[k] = rows[k];
         }
-        sort_deliveries(st, sr, sh->E);
+        snncomp_sort_deliveries(st, sr, sh->E);
         times = st;
         rows = sr;
     }

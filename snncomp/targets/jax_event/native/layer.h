@@ -1,4 +1,4 @@
-/* The layer-parallel kernel (layer.c); called from ffi.c. */
+/* The layer-parallel kernel (layer.c) and the recurrent first-spike kernels (recurrent.c); called from ffi.c. */
 #ifndef SNNCOMP_LAYER_H
 #define SNNCOMP_LAYER_H
 #include <stddef.h>
@@ -21,5 +21,38 @@ size_t snncomp_layer_work(const LayerShape *sh);
 void snncomp_layer_one(const LayerShape *sh, const double *times, const int32_t *rows, const double *matrix,
                        const double *theta, const double *init, const double *consts, double *out_t,
                        int32_t *out_nb, double *out_cur, void *work);
+
+/* Stable insertion sort of (t, r)[0..m) by t (layer.c). */
+void snncomp_sort_deliveries(double *t, int32_t *r, int32_t m);
+
+typedef struct {
+    int32_t n;        /* neurons */
+    int32_t E;        /* external deliveries (+inf padded) */
+    int32_t R;        /* rows of the external weight matrix; the last is zeros */
+    int32_t P;        /* recurrent projections of the population onto itself */
+    int32_t has_init; /* nonzero initial states */
+    int32_t sort;     /* the external deliveries are not in time order: sort them first (stably) */
+} RecShape;
+
+/* Bytes of working memory snncomp_rec_one / snncomp_rec_grad_one need (S: spike slots). */
+size_t snncomp_rec_work(const RecShape *sh);
+size_t snncomp_rec_grad_work(const RecShape *sh, int32_t S);
+
+/* One sample of a max_spikes = 1 population with recurrent projections: times [E], rows [E] into
+ * matrix [R, n], wrec [P, n, n] (source, target), delays [P], theta [n], init [2, n], consts (tau_mem,
+ * tau_syn, delta, t_max). Writes the spikes in time order as snncomp_layer_one does. */
+void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *rows, const double *matrix,
+                     const double *wrec, const double *delays, const double *theta, const double *init,
+                     const double *consts, double *out_t, int32_t *out_nb, double *out_cur, void *work);
+
+/* Its EventProp backward from the S spike slots (sp_t, sp_nb, sp_cur as the forward wrote them) and their
+ * cotangents ct [S]; theta [2, n] (thresholds, then guarded_slope's floors); consts (tau_mem, unused, t_max).
+ * Writes lam [n] (the membrane adjoint just
+ * before each neuron's spike, 0 without one), d_matrix [R, n], d_times [E], d_wrec [P, n, n], d_delay [P]. */
+void snncomp_rec_grad_one(const RecShape *sh, int32_t S, const double *sp_t, const int32_t *sp_nb,
+                          const double *sp_cur, const double *ct, const double *times, const int32_t *rows,
+                          const double *matrix, const double *wrec, const double *delays, const double *theta,
+                          const double *consts, double *lam, double *d_matrix, double *d_times, double *d_wrec,
+                          double *d_delay, void *work);
 
 #endif
