@@ -212,8 +212,8 @@ class EventQueueStage(AbstractStage):
         if "bias" in d_sub:  # lam_v(t_j-) = lam, lam_I(t_j-) = 0; the bias acted over [0, t_j] (as a layer's)
             valid = buf.neurons >= 0
             idx = jnp.where(valid, buf.neurons, n)
-            t_j = jnp.zeros((n + 1,), dtype).at[idx].set(jnp.where(valid, buf.times, 0.0))[:n]
-            d_b = bias_integral(lam, jnp.zeros_like(lam), jnp.where(lam != 0, t_j, 0.0), nrn)
+            t_j = jnp.zeros((n + 1,), dtype).at[idx].set(jnp.where(valid, buf.times, 0.0))[:n]  # 0: no spike
+            d_b = bias_integral(lam, jnp.zeros_like(lam), t_j, nrn)
             d_sub["bias"][pop.name] = d_sub["bias"][pop.name] + d_b.astype(d_sub["bias"][pop.name].dtype)
         return d_sub, d_up
 
