@@ -287,3 +287,27 @@ def test_a_long_window_takes_the_exponentials_per_pair() -> None:
         b = np.asarray(g_v["weight"][key])
         assert np.any(b != 0.0)
         np.testing.assert_allclose(np.asarray(g_k["weight"][key]), b, rtol=1e-9, atol=1e-12 * np.max(np.abs(b)))
+
+
+def test_neurons_crossing_at_the_same_instant_spike_in_index_order() -> None:
+    """Eight identical neurons (same input column, no recurrent input among them) cross together: the
+    kernel records them at one time in index order, as the event loop does."""
+    rng = np.random.default_rng(11)
+    net = snncomp.Network("ties")
+    x = net.input("x", 3)
+    h = net.lif("h", 12, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    w_in = rng.uniform(2.0, 3.0, (3, 12))
+    w_in[:, 2:10] = w_in[:, [2]]
+    w_rec = rng.normal(0.0, 0.2, (12, 12))
+    w_rec[:, 2:10] = 0.0
+    net.connect(x, h, weight=w_in)
+    net.connect(h, h, weight=w_rec)
+    net.output(h)
+    kernel, vectorized = _both(net.build())
+    inputs = {"x": snncomp.Spikes.from_lists([[1e-3, 2e-3, 4e-3]], [[0, 1, 2]], dtype="float64")}
+    rec_k, rec_v = kernel.apply(kernel.params, inputs), vectorized.apply(vectorized.params, inputs)
+    _same_spikes(rec_k, rec_v, tol=1e-15)
+    t, nb = np.asarray(rec_k.spikes["h"].times)[0], np.asarray(rec_k.spikes["h"].neurons)[0]
+    together = nb[np.isin(nb, np.arange(2, 10))]
+    assert together.tolist() == list(range(2, 10))
+    assert len(set(t[np.isin(nb, np.arange(2, 10))].tolist())) == 1

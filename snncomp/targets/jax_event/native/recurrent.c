@@ -53,7 +53,7 @@ size_t snncomp_rec_grad_work(const RecShape *sh, int32_t S) {
  * and without square roots or divisions, so that it vectorizes cheaply. Returns how many it flagged. */
 WIDE static long rec_sweep(const double *restrict u, const double *restrict i, double *restrict un,
                            double *restrict in, const double *restrict alive, int64_t *restrict ok,
-                          const double *restrict theta, double a, double b, double g, long n) {
+                           const double *restrict theta, double a, double b, double g, long n) {
     long flagged = 0;
     for (long j = 0; j < n; j++) {
         double uu = u[j], ii = i[j], th = theta[j];
@@ -95,7 +95,8 @@ void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *row
                      const double *wrec, const double *delays, const double *theta, const double *init,
                      const double *consts, double *out_t, int32_t *out_nb, double *out_cur, void *work) {
     const int32_t n = sh->n, P = sh->P;
-    const double tau_m = consts[0], tau_s = consts[1], delta = consts[2], t_max = consts[3];
+    /* consts[1], tau_syn = tau_mem / 2, is not needed: exp(-s / tau_syn) is the square of the key. */
+    const double tau_m = consts[0], delta = consts[2], t_max = consts[3];
     double *u = (double *)work, *i = u + n, *un = i + n, *in = un + n, *alive = in + n;
     int32_t *ptr = (int32_t *)(alive + n); /* per projection: the next spike of the log (out_t) to deliver */
     int64_t *ok = (int64_t *)(((uintptr_t)(ptr + P) + 7) & ~(uintptr_t)7); /* flags, padded to groups of 4 */
@@ -149,7 +150,8 @@ void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *row
             long flagged = rec_sweep(u, i, un, in, alive, ok, theta, a, b, g, n);
             if (flagged > FEW) {
                 double shorter = span * 2.0 / flagged;
-                if (t0 + shorter > t0 && shorter < span) {
+                /* not below 1e-9 tau_mem: several neurons above threshold at once need no shorter piece */
+                if (t0 + shorter > t0 && shorter < span && shorter > 1e-9 * tau_m) {
                     h = shorter;
                     continue;
                 }
