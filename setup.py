@@ -39,6 +39,11 @@ if include:
     # The loader registers the handlers only with the jaxlib whose header they were built against: the
     # FFI's version handshake would otherwise fail inside XLA, at a program's first call.
     macros.append(("SNNCOMP_JAXLIB", f'"{_jaxlib_version()}"'))
+    # XLA's thread pool in the FFI (XLA_FFI_ThreadPool_Schedule) is newer than the FFI itself: without it
+    # the handlers start threads of their own.
+    with open(os.path.join(include, "xla", "ffi", "api", "c_api.h")) as header:
+        if "XLA_FFI_ThreadPool_Schedule" in header.read():
+            macros.append(("SNNCOMP_XLA_POOL", "1"))
 
 setup(
     ext_modules=[

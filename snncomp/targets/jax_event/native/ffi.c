@@ -180,6 +180,7 @@ static int parallel(Job job, void *ctx, int64_t size, int threads) {
  * pool starts, maybe late, maybe never in parallel) claims the next chunk until none is left, so the
  * caller never waits for a task that has not started: it finishes what no task claimed and waits only
  * for chunks in progress. The shared record lives on the heap until the last task has let go of it. */
+#ifdef SNNCOMP_XLA_POOL
 typedef struct {
     Job job;
     void *ctx;
@@ -206,9 +207,15 @@ static void shared_task(void *data) {
     shared_release((Shared *)data);
 }
 
+#endif
+
 static int parallel_xla(XLA_FFI_CallFrame *cf, Job job, void *ctx, int64_t size, int threads) {
     if (threads > size) threads = (int)size;
     if (threads <= 1) return job(ctx, 0, size);
+#ifndef SNNCOMP_XLA_POOL
+    (void)cf;
+    return parallel(job, ctx, size, threads);
+#else
     const char *env = getenv("SNNCOMP_FFI_POOL");
     if (env && env[0] == '0') return parallel(job, ctx, size, threads);
     Shared *sh = malloc(sizeof(Shared));
@@ -242,6 +249,7 @@ static int parallel_xla(XLA_FFI_CallFrame *cf, Job job, void *ctx, int64_t size,
     int code = __atomic_load_n(&sh->code, __ATOMIC_ACQUIRE);
     shared_release(sh);
     return code;
+#endif
 }
 
 typedef struct {
