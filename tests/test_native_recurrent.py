@@ -5,7 +5,8 @@ layer kernel's sweep with the population's own spikes fed back, and a closed-for
 In float64 it must record the vectorized loop's spikes (the same neurons in the same order, times equal
 to rounding, the same overflow flags) and give its EventProp gradients (the scan over the event log),
 for zero-delay and delayed recurrence, masks, biases, several projections, simultaneous and late inputs,
-and under the caller's own ``vmap``; the gradients also match finite differences.
+two populations in one stage, an early stop, and under the caller's own ``vmap``; the gradients also match
+finite differences.
 """
 
 from __future__ import annotations
@@ -311,3 +312,55 @@ def test_neurons_crossing_at_the_same_instant_spike_in_index_order() -> None:
     together = nb[np.isin(nb, np.arange(2, 10))]
     assert together.tolist() == list(range(2, 10))
     assert len(set(t[np.isin(nb, np.arange(2, 10))].tolist())) == 1
+
+
+def _two_populations(seed: int) -> Any:
+    """An excitatory and an inhibitory population projecting onto each other (one strongly connected
+    component, so one event-queue stage of two populations), both single-spike, one tau for both."""
+    rng = np.random.default_rng(seed)
+    net = snncomp.Network(f"ei{seed}")
+    x = net.input("x", 6)
+    e = net.lif("e", 30, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1, bias=0.1)
+    i = net.lif("i", 10, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1, v_threshold=0.8)
+    net.connect(x, e, weight=rng.normal(1.2, 0.8, (6, 30)))
+    net.connect(x, i, weight=rng.normal(0.8, 0.5, (6, 10)), delay=2e-4)
+    net.connect(e, e, weight=rng.normal(0.0, 0.3, (30, 30)), mask=rng.random((30, 30)) < 0.5)
+    net.connect(e, i, weight=rng.normal(0.6, 0.3, (30, 10)), delay=5e-4)
+    net.connect(i, e, weight=rng.normal(-0.5, 0.2, (10, 30)))
+    o = net.lif("o", 3, tau_mem=10e-3, tau_syn=5e-3, max_spikes=1)
+    net.connect(e, o, weight=rng.normal(0.5, 0.4, (30, 3)))
+    net.output(o)
+    return net.build()
+
+
+@pytest.mark.parametrize("early_stop", [None, "o"])
+def test_several_populations_and_an_early_stop(early_stop: str | None) -> None:
+    """Two populations in one stage; with ``early_stop`` the output joins them and its last first spike
+    ends the run (what follows is not simulated, in the kernel as in the event loop)."""
+    options = {} if early_stop is None else {"early_stop": early_stop}
+    kernel, vectorized = _both(_two_populations(12), **options)
+    inputs = {"x": _inputs(12)["x"]}
+    params = _params(kernel, 12, True)
+    rec_k, rec_v = kernel.apply(params, inputs), vectorized.apply(params, inputs)
+    assert int(np.sum(np.asarray(rec_v.spikes["i"].count()))) > 5
+    _same_spikes(rec_k, rec_v)
+    if early_stop is not None:  # the stop cut spikes that the full run has
+        full = snncomp.compile(_two_populations(12), t_max=T_MAX, dtype="float64").apply(params, inputs)
+        assert np.sum(np.asarray(rec_k.spikes["e"].count())) < np.sum(np.asarray(full.spikes["e"].count()))
+
+    def loss(exe: Any) -> Any:
+        def f(p: Any) -> Any:
+            rec = exe.apply(p, inputs)
+            t_o = rec.spikes["o"].to_first_spike_times(3)
+            t_e = rec.spikes["e"].to_first_spike_times(30)
+            return jnp.sum(jnp.where(jnp.isfinite(t_o), jnp.sin(300.0 * t_o), 0.0)) + 0.2 * jnp.sum(
+                jnp.where(jnp.isfinite(t_e), jnp.cos(200.0 * t_e), 0.0)
+            )
+
+        return f
+
+    g_k, g_v = jax.grad(loss(kernel))(params), jax.grad(loss(vectorized))(params)
+    for group in g_v:
+        for key in g_v[group]:
+            a, b = np.asarray(g_k[group][key]), np.asarray(g_v[group][key])
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * max(np.max(np.abs(b)), 1e-30), err_msg=key)

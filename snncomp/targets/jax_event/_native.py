@@ -9,8 +9,8 @@ headers, so a compiler is all it needs). Three kernels:
   spiking (with a spike log), current-based LIF with ``tau_mem = 2 tau_syn`` (the quadratic crossing),
   one ``tau_mem``, ``tau_syn`` and ``t_refrac`` per population, no instantaneous synapses and no ``if``
   neurons (:func:`reason` says why not);
-- the **layer-parallel sweep** (``layer.c``) and the **single-spike recurrent population**
-  (``recurrent.c``: an event-queue stage of one population whose neurons spike at most once, forward and
+- the **layer-parallel sweep** (``layer.c``) and the **single-spike event-queue stage**
+  (``recurrent.c``: an event-queue stage of populations whose neurons spike at most once, forward and
   closed-form EventProp backward), both XLA FFI custom calls (``ffi.c``; :func:`layer_reason`,
   :func:`rec_reason`). Their handlers split the batch over XLA's own thread pool (``SNNCOMP_FFI_POOL=0``:
   over threads of their own instead).
@@ -41,7 +41,17 @@ from jaxtyping import Array
 from ...ir import SPIKING_KINDS
 from ._solver import QuadraticSolver
 
-__all__ = ["available", "layer_reason", "reason", "rec_grad", "rec_reason", "run", "run_layer", "run_rec"]
+__all__ = [
+    "available",
+    "layer_reason",
+    "reason",
+    "rec_grad",
+    "rec_operands",
+    "rec_reason",
+    "run",
+    "run_layer",
+    "run_rec",
+]
 
 _I32 = ctypes.POINTER(ctypes.c_int32)
 _I64 = ctypes.POINTER(ctypes.c_int64)
@@ -447,62 +457,79 @@ def run_layer(
 
 
 def rec_reason(stage: Any) -> str | None:
-    """Why ``stage`` (an ``EventQueueStage``) is not run by the single-spike recurrent kernel (None: it is).
+    """Why ``stage`` (an ``EventQueueStage``) is not run by the single-spike kernel (None: it is).
 
-    It covers one population of LIF neurons with ``tau_mem = 2 tau_syn`` that spike at most once, no
-    instantaneous synapses, one ``tau_mem`` and ``tau_syn``, and no early stop (``native/recurrent.c``).
+    It covers stages of LIF populations with ``tau_mem = 2 tau_syn`` whose neurons spike at most once,
+    one ``tau_mem`` and ``tau_syn`` for the whole stage, and no instantaneous synapses
+    (``native/recurrent.c``); an early stop included.
     """
     if (why := _kernel_reason()) is not None:
         return why
     lib = _library()
     if lib is None or not hasattr(lib, "snncomp_rec_ffi"):
-        return "the compiled kernels predate the recurrent kernel (run pip install -e . again)"
-    if len(stage.populations) != 1:
-        return "several populations in one loop"
-    p = stage.populations[0]
-    if stage.stop_on:
-        return "early stop"
-    if p.kind != "lif" or not isinstance(p.solver, QuadraticSolver):
-        return f"population {p.name!r} is not a LIF with tau_mem = 2 tau_syn"
-    if p.buffer != p.size:
-        return f"population {p.name!r} logs {p.buffer} spikes, not one per neuron"
-    nrn = p.nrn
+        return "the compiled kernels predate the single-spike kernel (run pip install -e . again)"
+    for p in stage.populations:
+        if p.kind != "lif" or not isinstance(p.solver, QuadraticSolver):
+            return f"population {p.name!r} is not a LIF with tau_mem = 2 tau_syn"
+        if p.buffer != p.size:
+            return f"population {p.name!r} logs {p.buffer} spikes, not one per neuron"
+    nrn = stage.nrn
     if nrn.has_jump or nrn.has_drift:
-        return f"population {p.name!r} has instantaneous synapses or no leak"
+        return "instantaneous synapses or no leak"
     if nrn.tau_mem.shape[0] != 1 or nrn.tau_syn.shape[0] != 1:
-        return f"population {p.name!r} has per-neuron time constants"
+        return "more than one tau_mem or tau_syn in the stage"
     try:
         once = bool(np.all(np.asarray(nrn.max_spikes) == 1)) and bool(np.all(np.asarray(nrn.spiking)))
     except jax.errors.TracerArrayConversionError:
         once = False
     if not once:
-        return f"population {p.name!r} may spike more than once per neuron"
+        return "neurons that may spike more than once"
     return None
 
 
-def _rec_operands(stage: Any, params: dict, dtype: Any) -> tuple[Array, Array]:
-    """The recurrent rows ``[P, n, n]`` and delays ``[P]`` of the stage's one population."""
+def rec_operands(stage: Any, params: dict, dtype: Any) -> tuple[Array, Array]:
+    """The internal projections as rows over the whole stage ``[P, n, n]``, and their delays ``[P]``."""
     from ._events import effective_weight
 
+    n = stage.n_total
     if not stage.internal:  # a feed-forward population forced into an event-queue stage
-        return jnp.zeros((0, stage.n_total, stage.n_total), dtype), jnp.zeros((0,), dtype)
-    wrec = jnp.stack([effective_weight(e, params).astype(dtype) for e in stage.internal])
+        return jnp.zeros((0, n, n), dtype), jnp.zeros((0,), dtype)
+    rows = []
+    for e in stage.internal:
+        w = effective_weight(e, params).astype(dtype)
+        so, to = stage.offsets[e.source], stage.offsets[e.target]
+        if e.source_size == n and e.target_size == n:
+            rows.append(w)
+        else:
+            rows.append(jnp.zeros((n, n), dtype).at[so : so + e.source_size, to : to + e.target_size].set(w))
     drec = jnp.stack([jnp.asarray(params["delay"][e.key]).reshape(()).astype(dtype) for e in stage.internal])
-    return wrec, drec
+    return jnp.stack(rows), drec
+
+
+def _rec_layout(stage: Any) -> Array:
+    """The populations' offsets, then a flag per neuron whose first spike ends the run (``stop_on``)."""
+    pops = list(stage.populations)
+    offsets = [stage.offsets[p.name] for p in pops] + [stage.n_total]
+    stop = np.zeros(stage.n_total, np.int32)
+    for p in pops:
+        if p.name in stage.stop_on:
+            stop[stage.offsets[p.name] : stage.offsets[p.name] + p.size] = 1
+    return jnp.asarray(np.concatenate([np.asarray(offsets, np.int32), stop]))
 
 
 def run_rec(
     stage: Any, params: dict, times: Array, rows: Array, matrix: Array, t_max: Array, presorted: bool = True
 ) -> tuple[Array, Array, Array]:
-    """One sample's spikes of a single-spike recurrent population in time order: ``(times, neurons, current)``
-    ``[n]``. ``times``/``rows``/``matrix``: its external deliveries (``_events.incoming``), in time order if
-    ``presorted``. An XLA custom call (``native/ffi.c``, ``native/recurrent.c``)."""
+    """One sample's spikes of a single-spike event-queue stage: ``(times, neurons, current)`` ``[n]``, each
+    population's spikes in time order at its offset (local indices). ``times``/``rows``/``matrix``: the
+    external deliveries (``_events.incoming``), in time order if ``presorted``. An XLA custom call
+    (``native/ffi.c``, ``native/recurrent.c``)."""
     if not _ffi_targets():
         raise RuntimeError(f"the C recurrent kernel is unavailable: {rec_reason(stage)}")
     nrn = stage.nrn
     dtype = matrix.dtype
     n = stage.n_total
-    wrec, drec = _rec_operands(stage, params, dtype)
+    wrec, drec = rec_operands(stage, params, dtype)
 
     def col(x: Array) -> Array:
         return jnp.broadcast_to(x, (n,)).astype(dtype)
@@ -527,6 +554,7 @@ def run_rec(
         jnp.stack([col(nrn.u_init), col(nrn.i_init)]),
         consts,
         jnp.asarray([int(nrn.has_init), int(not presorted)], jnp.int32),
+        _rec_layout(stage),
     )
     return out_t, out_nb, out_cur
 
@@ -541,15 +569,16 @@ def rec_grad(
     matrix: Array,
     t_max: Array,
 ) -> tuple[Array, Array, Array, Array, Array]:
-    """EventProp backward of :func:`run_rec` from its spikes ``(times, neurons, current)`` and their
-    cotangents ``ct``: ``(lam [n], d matrix, d times, d recurrent rows [P, n, n], d recurrent delays [P])``,
-    ``lam`` being the membrane adjoint just before each neuron's spike (0 without one)."""
+    """EventProp backward of :func:`run_rec` from its spikes ``(times, neurons, current)`` (laid out as it
+    returns them) and their cotangents ``ct``: ``(lam [n], d matrix, d times, d internal rows [P, n, n],
+    d internal delays [P])``, ``lam`` being the membrane adjoint just before each neuron's spike (0 without
+    one)."""
     from ._eventprop_common import guarded_slope
 
     nrn = stage.nrn
     dtype = matrix.dtype
     n = stage.n_total
-    wrec, drec = _rec_operands(stage, params, dtype)
+    wrec, drec = rec_operands(stage, params, dtype)
     sp_t, sp_nb, sp_cur = spikes
     theta = jnp.broadcast_to(nrn.theta, (n,)).astype(dtype)
     # guarded_slope's floor per neuron (in the program's precision), for the kernel to apply.
@@ -578,5 +607,6 @@ def rec_grad(
         drec,
         jnp.stack([theta, jnp.broadcast_to(floor, (n,)).astype(dtype)]),
         consts,
+        _rec_layout(stage),
     )
     return lam, d_matrix, d_times, d_wrec, d_drec

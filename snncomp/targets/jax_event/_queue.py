@@ -57,6 +57,7 @@ from ._eventprop_common import bias_integral
 from ._events import EdgeSpec, SpikeBuffer, effective_weight, incoming
 from ._native import reason as _native_reason
 from ._native import rec_grad as _rec_grad
+from ._native import rec_operands as _rec_operands
 from ._native import rec_reason as _rec_reason
 from ._native import run as _native_run
 from ._native import run_rec as _run_rec
@@ -114,7 +115,7 @@ class EventQueueStage(AbstractStage):
     """Populations whose first spikes end the loop (``schedule{early_stop=...}``)."""
     loop: str = eqx.field(static=True, default="auto")
     """``"vectorized"``: the ``lax.while_loop`` below, over the whole batch at once. ``"native"``: in C.
-    A stage of one population whose neurons spike at most once runs in the single-spike recurrent kernel
+    A stage of populations whose neurons spike at most once runs in the single-spike recurrent kernel
     (``native/recurrent.c``, an XLA custom call with a closed-form EventProp backward; :meth:`kernel_reason`),
     under ``"auto"`` too. Other stages under ``"native"`` run the same schedule in the C event loop, one
     sample at a time (``_native``); ``"auto"`` chooses it where the stage's spike logs hold several spikes
@@ -126,8 +127,9 @@ class EventQueueStage(AbstractStage):
     def kernel_reason(self) -> str | None:
         """Why this stage does not run in the single-spike recurrent kernel (None: it does).
 
-        One population whose neurons spike at most once (``native/recurrent.c``): its spikes by the layer
-        kernel's sweep, and its EventProp backward in closed form, both in C as XLA custom calls.
+        Populations whose neurons spike at most once, one ``tau_mem`` and ``tau_syn`` (``native/recurrent.c``):
+        the spikes by the layer kernel's sweep, and the EventProp backward in closed form, both in C as XLA
+        custom calls.
         """
         if self.loop == "vectorized":
             return "event_loop='vectorized'"
@@ -184,48 +186,53 @@ class EventQueueStage(AbstractStage):
         """The closed-form EventProp backward of the single-spike kernel (``native/recurrent.c``).
 
         The kernel returns the derivatives by what it was given (the external deliveries' matrix and
-        times, the recurrent rows and delays); one ``jax.vjp`` of their construction from the weights,
+        times, the internal rows and delays); one ``jax.vjp`` of their construction from the weights,
         delays and upstream spike times carries them back, masks included.
         """
-        pop = self.populations[0]
         nrn = self.nrn
         dtype = nrn.tau_mem.dtype
         n = self.n_total
         ups = self.upstream()
 
-        def operands(sub: dict, up: dict[str, Array]) -> tuple[tuple[Array, Array], Array]:
+        def operands(sub: dict, up: dict[str, Array]) -> tuple[tuple[Array, Array, Array, Array], Array]:
             bufs = {**buffers, **{u: eqx.tree_at(lambda b: b.times, buffers[u], up[u]) for u in ups}}
             inc = incoming(self.external, self.offsets, n, bufs, sub, t_max, dtype, sort=False)
-            return (inc.times, inc.matrix), inc.rows
+            wrec, drec = _rec_operands(self, sub, dtype)
+            return (inc.times, inc.matrix, wrec, drec), inc.rows
 
-        (times, matrix), pull, rows = jax.vjp(operands, params, {u: buffers[u].times for u in ups}, has_aux=True)
-        buf = out[pop.name]
-        lam, d_matrix, d_times, d_wrec, d_drec = _rec_grad(
-            self, params, (buf.times, buf.neurons, buf.current), ct[pop.name], times, rows, matrix, t_max
+        (times, matrix, _, _), pull, rows = jax.vjp(operands, params, {u: buffers[u].times for u in ups}, has_aux=True)
+        pops = self.populations  # one log slot per neuron each (kernel_reason), in stage order
+        t_s, nb_s, cur_s = (
+            jnp.concatenate([getattr(out[p.name], f) for p in pops]) for f in ("times", "neurons", "current")
         )
-        d_sub, d_up = pull((d_times, d_matrix))
-        for k, e in enumerate(self.internal):
-            _, pull_w = jax.vjp(lambda w, e=e: effective_weight(e, {"weight": {e.key: w}}), params["weight"][e.key])
-            (d_w,) = pull_w(d_wrec[k].astype(dtype))
-            d_sub["weight"][e.key] = d_sub["weight"][e.key] + d_w.astype(d_sub["weight"][e.key].dtype)
-            d_sub["delay"][e.key] = d_sub["delay"][e.key] + d_drec[k].astype(d_sub["delay"][e.key].dtype)
+        lam, d_matrix, d_times, d_wrec, d_drec = _rec_grad(
+            self, params, (t_s, nb_s, cur_s), jnp.concatenate([ct[p.name] for p in pops]), times, rows, matrix, t_max
+        )
+        d_sub, d_up = pull((d_times, d_matrix, d_wrec, d_drec))
         if "bias" in d_sub:  # lam_v(t_j-) = lam, lam_I(t_j-) = 0; the bias acted over [0, t_j] (as a layer's)
-            valid = buf.neurons >= 0
-            idx = jnp.where(valid, buf.neurons, n)
-            t_j = jnp.zeros((n + 1,), dtype).at[idx].set(jnp.where(valid, buf.times, 0.0))[:n]  # 0: no spike
-            d_b = bias_integral(lam, jnp.zeros_like(lam), t_j, nrn)
-            d_sub["bias"][pop.name] = d_sub["bias"][pop.name] + d_b.astype(d_sub["bias"][pop.name].dtype)
+            for p in pops:
+                off, buf = self.offsets[p.name], out[p.name]
+                valid = buf.neurons >= 0
+                idx = jnp.where(valid, buf.neurons, p.size)
+                t_j = jnp.zeros((p.size + 1,), dtype).at[idx].set(jnp.where(valid, buf.times, 0.0))[: p.size]
+                d_b = bias_integral(lam[off : off + p.size], jnp.zeros((p.size,), dtype), t_j, p.nrn)  # 0: no spike
+                d_sub["bias"][p.name] = d_sub["bias"][p.name] + d_b.astype(d_sub["bias"][p.name].dtype)
         return d_sub, d_up
 
     def _kernel_forward(self, params: dict, buffers: dict[str, SpikeBuffer], t_max: Array) -> dict[str, SpikeBuffer]:
-        pop = self.populations[0]
         dtype = self.nrn.tau_mem.dtype
         n = self.n_total
         inc = incoming(self.external, self.offsets, n, buffers, params, t_max, dtype, sort=False)
         ordered = len(self.external) <= 1 and all(buffers[e.source].sorted for e in self.external)
         times, neurons, current = _run_rec(self, params, inc.times, inc.rows, inc.matrix, t_max, presorted=ordered)
-        # One spike per neuron and a log of one slot per neuron (rec_reason): it cannot overflow.
-        return {pop.name: SpikeBuffer(times=times, neurons=neurons, current=current, overflow=jnp.zeros((), bool))}
+        out = {}
+        for p in self.populations:
+            sl = slice(self.offsets[p.name], self.offsets[p.name] + p.size)
+            # One spike per neuron and a log of one slot per neuron (kernel_reason): it cannot overflow.
+            out[p.name] = SpikeBuffer(
+                times=times[sl], neurons=neurons[sl], current=current[sl], overflow=jnp.zeros((), bool)
+            )
+        return out
 
     def max_iterations(self, external_events: int) -> int:
         """Upper bound on loop iterations for a sample with ``external_events`` deliveries."""

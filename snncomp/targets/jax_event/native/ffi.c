@@ -402,10 +402,9 @@ static const int32_t *irow(const Operand *in, const Batch *batch, int k, int64_t
 }
 
 typedef struct {
-    Operand in[11], out[5];
+    Operand in[12], out[5];
     Batch batch;
     RecShape sh;
-    int32_t S;
 } RecCall;
 
 static int rec_chunk(void *ctx, int64_t s0, int64_t s1) {
@@ -413,13 +412,13 @@ static int rec_chunk(void *ctx, int64_t s0, int64_t s1) {
     const Operand *in = rc->in, *out = rc->out;
     const Batch *b = &rc->batch;
     Scratch sc;
-    if (scratch_alloc(&sc, in, 9, out, 3, snncomp_rec_work(&rc->sh))) return 1;
+    if (scratch_alloc(&sc, in, 10, out, 3, snncomp_rec_work(&rc->sh))) return 1;
     for (int64_t s = s0; s < s1; s++) {
         double *t = result_row(&out[0], s, sc.out[0]), *cur = result_row(&out[2], s, sc.out[2]);
         int32_t *nb = (int32_t *)out[1].buf->data + s * out[1].row;
         snncomp_rec_one(&rc->sh, frow(&sc, in, b, 0, s), irow(in, b, 1, s), frow(&sc, in, b, 2, s),
                         frow(&sc, in, b, 3, s), frow(&sc, in, b, 4, s), frow(&sc, in, b, 5, s),
-                        frow(&sc, in, b, 6, s), frow(&sc, in, b, 7, s), t, nb, cur, sc.work);
+                        frow(&sc, in, b, 6, s), frow(&sc, in, b, 7, s), irow(in, b, 9, s), t, nb, cur, sc.work);
         commit_row(&out[0], s, t);
         commit_row(&out[2], s, cur);
     }
@@ -427,23 +426,25 @@ static int rec_chunk(void *ctx, int64_t s0, int64_t s1) {
     return 0;
 }
 
-/* The recurrent single-spike kernel (recurrent.c). Operands: times [E], rows [E] (int32), matrix [R, n],
- * wrec [P, n, n], delays [P], theta [n], init [2, n], consts [4] (tau_mem, tau_syn, delta, t_max), flags [2]
- * (int32: has_init, sort); results: times [n], neurons [n] (int32), current [n]. */
+/* The single-spike kernel (recurrent.c). Operands: times [E], rows [E] (int32), matrix [R, n], wrec
+ * [P, n, n], delays [P], theta [n], init [2, n], consts [4] (tau_mem, tau_syn, delta, t_max), flags [2]
+ * (int32: has_init, sort), layout [npop + 1 + n] (int32: population offsets, early-stop flags); results:
+ * times [n], neurons [n] (int32), current [n]. */
 XLA_FFI_Error *snncomp_rec_ffi(XLA_FFI_CallFrame *cf) {
     if (not_execute(cf)) return NULL;
-    static const int core_in[9] = {1, 1, 2, 3, 1, 1, 2, 1, 1}, int_in[9] = {0, 1, 0, 0, 0, 0, 0, 0, 1};
+    static const int core_in[10] = {1, 1, 2, 3, 1, 1, 2, 1, 1, 1}, int_in[10] = {0, 1, 0, 0, 0, 0, 0, 0, 1, 1};
     static const int core_out[3] = {1, 1, 1}, int_out[3] = {0, 1, 0};
     RecCall rc;
-    const char *err = frame(cf, 9, core_in, int_in, rc.in, 3, core_out, int_out, rc.out, &rc.batch);
+    const char *err = frame(cf, 10, core_in, int_in, rc.in, 3, core_out, int_out, rc.out, &rc.batch);
     if (err) return fail(cf, err);
     RecShape *sh = &rc.sh;
     sh->E = (int32_t)rc.in[0].row;
     sh->n = (int32_t)rc.in[5].row;
     sh->R = sh->n > 0 ? (int32_t)(rc.in[2].row / sh->n) : 0;
     sh->P = (int32_t)rc.in[4].row;
+    sh->npop = (int32_t)(rc.in[9].row - sh->n - 1);
     if (rc.in[8].row != 2 || rc.in[7].row != 4 || rc.in[3].row != (int64_t)sh->P * sh->n * sh->n ||
-        rc.out[0].row != sh->n || rc.in[6].row != 2 * (int64_t)sh->n)
+        rc.out[0].row != sh->n || rc.in[6].row != 2 * (int64_t)sh->n || sh->npop < 1)
         return fail(cf, "snncomp FFI: recurrent operands of unexpected shape");
     sh->has_init = ((const int32_t *)rc.in[8].buf->data)[0];
     sh->sort = ((const int32_t *)rc.in[8].buf->data)[1];
@@ -458,45 +459,45 @@ static int rec_grad_chunk(void *ctx, int64_t s0, int64_t s1) {
     const Operand *in = rc->in, *out = rc->out;
     const Batch *b = &rc->batch;
     Scratch sc;
-    if (scratch_alloc(&sc, in, 11, out, 5, snncomp_rec_grad_work(&rc->sh, rc->S))) return 1;
+    if (scratch_alloc(&sc, in, 12, out, 5, snncomp_rec_grad_work(&rc->sh))) return 1;
     for (int64_t s = s0; s < s1; s++) {
         double *res[5];
         for (int k = 0; k < 5; k++) res[k] = result_row(&out[k], s, sc.out[k]);
-        snncomp_rec_grad_one(&rc->sh, rc->S, frow(&sc, in, b, 0, s), irow(in, b, 1, s), frow(&sc, in, b, 2, s),
+        snncomp_rec_grad_one(&rc->sh, frow(&sc, in, b, 0, s), irow(in, b, 1, s), frow(&sc, in, b, 2, s),
                              frow(&sc, in, b, 3, s), frow(&sc, in, b, 4, s), irow(in, b, 5, s),
                              frow(&sc, in, b, 6, s), frow(&sc, in, b, 7, s), frow(&sc, in, b, 8, s),
-                             frow(&sc, in, b, 9, s), frow(&sc, in, b, 10, s), res[0], res[1], res[2], res[3],
-                             res[4], sc.work);
+                             frow(&sc, in, b, 9, s), frow(&sc, in, b, 10, s), irow(in, b, 11, s), res[0], res[1],
+                             res[2], res[3], res[4], sc.work);
         for (int k = 0; k < 5; k++) commit_row(&out[k], s, res[k]);
     }
     free(sc.mem);
     return 0;
 }
 
-/* Its EventProp backward (recurrent.c). Operands: spike times [S], neurons [S] (int32), currents [S],
- * cotangents [S], then times, rows, matrix, wrec, delays as the forward's, theta and slope floors [2, n],
- * consts [3] (tau_mem, 0, t_max); results: lam [n], d_matrix [R, n], d_times [E], d_wrec [P, n, n], d_delay [P]. */
+/* Its EventProp backward (recurrent.c). Operands: spike times [n], neurons [n] (int32), currents [n],
+ * cotangents [n] (laid out as the forward wrote them), then times, rows, matrix, wrec, delays as the forward's, theta and slope floors [2, n],
+ * consts [3] (tau_mem, 0, t_max), layout as the forward's; results: lam [n], d_matrix [R, n], d_times [E], d_wrec [P, n, n], d_delay [P]. */
 XLA_FFI_Error *snncomp_rec_grad_ffi(XLA_FFI_CallFrame *cf) {
     if (not_execute(cf)) return NULL;
-    static const int core_in[11] = {1, 1, 1, 1, 1, 1, 2, 3, 1, 2, 1};
-    static const int int_in[11] = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+    static const int core_in[12] = {1, 1, 1, 1, 1, 1, 2, 3, 1, 2, 1, 1};
+    static const int int_in[12] = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1};
     static const int core_out[5] = {1, 2, 1, 3, 1}, int_out[5] = {0, 0, 0, 0, 0};
     RecCall rc;
-    const char *err = frame(cf, 11, core_in, int_in, rc.in, 5, core_out, int_out, rc.out, &rc.batch);
+    const char *err = frame(cf, 12, core_in, int_in, rc.in, 5, core_out, int_out, rc.out, &rc.batch);
     if (err) return fail(cf, err);
     RecShape *sh = &rc.sh;
-    rc.S = (int32_t)rc.in[0].row;
     sh->E = (int32_t)rc.in[4].row;
     sh->n = (int32_t)(rc.in[9].row / 2);
+    sh->npop = (int32_t)(rc.in[11].row - sh->n - 1);
     sh->R = sh->n > 0 ? (int32_t)(rc.in[6].row / sh->n) : 0;
     sh->P = (int32_t)rc.in[8].row;
     sh->has_init = 0;
     sh->sort = 0;
     if (rc.in[10].row != 3 || rc.in[7].row != (int64_t)sh->P * sh->n * sh->n || rc.out[0].row != sh->n ||
         rc.out[1].row != rc.in[6].row || rc.out[2].row != sh->E || rc.out[3].row != rc.in[7].row ||
-        rc.out[4].row != sh->P)
+        rc.out[4].row != sh->P || rc.in[0].row != sh->n || sh->npop < 1)
         return fail(cf, "snncomp FFI: recurrent gradient operands of unexpected shape");
-    double work = (double)rc.batch.size * (rc.S + 1) * (rc.S + sh->E + 1) * (sh->P + 1);
+    double work = (double)rc.batch.size * (sh->n + 1) * (sh->n + sh->E + 1) * (sh->P + 1);
     int threads = work < 40000.0 ? 1 : max_threads();
     if (parallel_xla(cf, rec_grad_chunk, &rc, rc.batch.size, threads)) return fail(cf, "snncomp FFI: out of memory");
     return NULL;

@@ -29,30 +29,34 @@ typedef struct {
     int32_t n;        /* neurons */
     int32_t E;        /* external deliveries (+inf padded) */
     int32_t R;        /* rows of the external weight matrix; the last is zeros */
-    int32_t P;        /* recurrent projections of the population onto itself */
+    int32_t P;        /* internal projections (rows [n, n] over the stage's neurons) */
+    int32_t npop;     /* populations in the stage (their neurons concatenated) */
     int32_t has_init; /* nonzero initial states */
     int32_t sort;     /* the external deliveries are not in time order: sort them first (stably) */
 } RecShape;
 
-/* Bytes of working memory snncomp_rec_one / snncomp_rec_grad_one need (S: spike slots). */
+/* Bytes of working memory snncomp_rec_one / snncomp_rec_grad_one need. */
 size_t snncomp_rec_work(const RecShape *sh);
-size_t snncomp_rec_grad_work(const RecShape *sh, int32_t S);
+size_t snncomp_rec_grad_work(const RecShape *sh);
 
-/* One sample of a max_spikes = 1 population with recurrent projections: times [E], rows [E] into
- * matrix [R, n], wrec [P, n, n] (source, target), delays [P], theta [n], init [2, n], consts (tau_mem,
- * tau_syn, delta, t_max). Writes the spikes in time order as snncomp_layer_one does. */
+/* One sample of an event-queue stage of max_spikes = 1 populations sharing tau_mem and tau_syn: times [E],
+ * rows [E] into matrix [R, n], wrec [P, n, n] (source, target), delays [P], theta [n], init [2, n], consts
+ * (tau_mem, tau_syn, delta, t_max), layout (int32: the populations' offsets [npop + 1], then [n] flags of
+ * the neurons whose first spikes end the run, all 0 for no early stop). Writes each population's spikes
+ * in time order at its offset (local indices, padded with +inf / -1 / 0), as snncomp_layer_one does. */
 void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *rows, const double *matrix,
                      const double *wrec, const double *delays, const double *theta, const double *init,
-                     const double *consts, double *out_t, int32_t *out_nb, double *out_cur, void *work);
+                     const double *consts, const int32_t *layout, double *out_t, int32_t *out_nb,
+                     double *out_cur, void *work);
 
-/* Its EventProp backward from the S spike slots (sp_t, sp_nb, sp_cur as the forward wrote them) and their
+/* Its EventProp backward from the n spike slots (sp_t, sp_nb, sp_cur laid out as the forward wrote them) and their
  * cotangents ct [S]; theta [2, n] (thresholds, then guarded_slope's floors); consts (tau_mem, unused, t_max).
  * Writes lam [n] (the membrane adjoint just
  * before each neuron's spike, 0 without one), d_matrix [R, n], d_times [E], d_wrec [P, n, n], d_delay [P]. */
-void snncomp_rec_grad_one(const RecShape *sh, int32_t S, const double *sp_t, const int32_t *sp_nb,
+void snncomp_rec_grad_one(const RecShape *sh, const double *sp_t, const int32_t *sp_nb,
                           const double *sp_cur, const double *ct, const double *times, const int32_t *rows,
                           const double *matrix, const double *wrec, const double *delays, const double *theta,
-                          const double *consts, double *lam, double *d_matrix, double *d_times, double *d_wrec,
+                          const double *consts, const int32_t *layout, double *lam, double *d_matrix, double *d_times, double *d_wrec,
                           double *d_delay, void *work);
 
 #endif

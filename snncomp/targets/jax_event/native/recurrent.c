@@ -40,12 +40,14 @@
 #define FACTORED_LIMIT 600.0
 
 size_t snncomp_rec_work(const RecShape *sh) {
-    return (size_t)(sh->n + 4) * 6 * sizeof(double) + (size_t)sh->P * sizeof(int32_t) + 32 +
-           (size_t)sh->E * (sizeof(double) + sizeof(int32_t)) + 32;
+    return (size_t)(sh->n + 4) * 8 * sizeof(double) + (size_t)sh->n * sizeof(int32_t) +
+           (size_t)sh->P * sizeof(int32_t) + 32 + (size_t)sh->E * (sizeof(double) + sizeof(int32_t)) + 32;
 }
 
-size_t snncomp_rec_grad_work(const RecShape *sh, int32_t S) {
-    return (size_t)S * 3 * sizeof(double) + (size_t)sh->E * sizeof(double) + (size_t)sh->P * sizeof(double) + 32;
+size_t snncomp_rec_grad_work(const RecShape *sh) {
+    return (size_t)sh->n * 6 * sizeof(double) + (size_t)sh->n * sizeof(int32_t) +
+           (size_t)(sh->npop + 1) * sizeof(int32_t) + (size_t)sh->E * sizeof(double) +
+           (size_t)sh->P * sizeof(double) + 64;
 }
 
 /* One interval (a, b, g) for every neuron: the state at its end into (un, in), and ok[j] = 1 where a
@@ -93,12 +95,19 @@ WIDE static void add_row(double *restrict i, const double *restrict w, long n) {
 
 void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *rows, const double *matrix,
                      const double *wrec, const double *delays, const double *theta, const double *init,
-                     const double *consts, double *out_t, int32_t *out_nb, double *out_cur, void *work) {
+                     const double *consts, const int32_t *layout, double *out_t, int32_t *out_nb,
+                     double *out_cur, void *work) {
     const int32_t n = sh->n, P = sh->P;
     /* consts[1], tau_syn = tau_mem / 2, is not needed: exp(-s / tau_syn) is the square of the key. */
     const double tau_m = consts[0], delta = consts[2], t_max = consts[3];
     double *u = (double *)work, *i = u + n, *un = i + n, *in = un + n, *alive = in + n;
-    int32_t *ptr = (int32_t *)(alive + n); /* per projection: the next spike of the log (out_t) to deliver */
+    double *log_t = alive + n, *log_cur = log_t + n; /* the stage's spikes in time order */
+    int32_t *log_nb = (int32_t *)(log_cur + n);
+    int32_t *ptr = log_nb + n; /* per projection: the next spike of the log to deliver */
+    const int32_t npop = sh->npop, *pop_off = layout, *stop = layout + npop + 1;
+    int32_t remaining = 0; /* neurons whose first spikes end the run, not spiked yet */
+    for (int32_t j = 0; j < n; j++) remaining += stop[j] != 0;
+    const int early = remaining > 0;
     int64_t *ok = (int64_t *)(((uintptr_t)(ptr + P) + 7) & ~(uintptr_t)7); /* flags, padded to groups of 4 */
     int32_t E = sh->E;
     if (sh->sort) {
@@ -132,7 +141,7 @@ void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *row
         int32_t src = -1;
         for (int32_t p = 0; p < P; p++) {
             if (!(delays[p] > 0.0) || ptr[p] >= count) continue;
-            double tp = out_t[ptr[p]] + delays[p];
+            double tp = log_t[ptr[p]] + delays[p];
             if (tp < t1) {
                 t1 = tp;
                 src = p;
@@ -178,11 +187,12 @@ void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *row
                 double ts = t0 + s;
                 if (ts < t_max) {
                     double x = best >= 1.0 ? 1.0 : (best <= a ? a : best);
-                    out_t[count] = ts;
-                    out_nb[count] = jb;
-                    out_cur[count] = i[jb] * (x * x);
+                    log_t[count] = ts;
+                    log_nb[count] = jb;
+                    log_cur[count] = i[jb] * (x * x);
                     count++;
                     alive[jb] = 0.0;
+                    if (early && stop[jb] && --remaining == 0) break; /* what follows is never simulated */
                     const double *w = zeros == 1 ? wrec + ((int64_t)zero_p * n + jb) * n : NULL;
                     advance(u, i, w, x, x * (1.0 - x), x * x, n);
                     if (zeros > 1)
@@ -207,25 +217,60 @@ void snncomp_rec_one(const RecShape *sh, const double *times, const int32_t *row
             add_row(i, matrix + (int64_t)rows[e] * n, n);
             e++;
         } else {
-            add_row(i, wrec + ((int64_t)src * n + out_nb[ptr[src]]) * n, n);
+            add_row(i, wrec + ((int64_t)src * n + log_nb[ptr[src]]) * n, n);
             ptr[src]++;
         }
     }
-    for (int32_t r = count; r < n; r++) {
-        out_t[r] = INFINITY;
-        out_nb[r] = -1;
-        out_cur[r] = 0.0;
+    /* Each population's spikes at its offset, in time order, local indices. */
+    for (int32_t k = 0; k < npop; k++) {
+        int32_t lo = pop_off[k], hi = pop_off[k + 1], at = lo;
+        for (int32_t q = 0; q < count; q++) {
+            int32_t j = log_nb[q];
+            if (j < lo || j >= hi) continue;
+            out_t[at] = log_t[q];
+            out_nb[at] = j - lo;
+            out_cur[at] = log_cur[q];
+            at++;
+        }
+        for (; at < hi; at++) {
+            out_t[at] = INFINITY;
+            out_nb[at] = -1;
+            out_cur[at] = 0.0;
+        }
     }
 }
 
-void snncomp_rec_grad_one(const RecShape *sh, int32_t S, const double *sp_t, const int32_t *sp_nb,
-                          const double *sp_cur, const double *ct, const double *times, const int32_t *rows,
+void snncomp_rec_grad_one(const RecShape *sh, const double *in_t, const int32_t *in_nb,
+                          const double *in_cur, const double *in_ct, const double *times, const int32_t *rows,
                           const double *matrix, const double *wrec, const double *delays, const double *theta,
-                          const double *consts, double *lam, double *d_matrix, double *d_times, double *d_wrec,
-                          double *d_delay, void *work) {
-    const int32_t n = sh->n, P = sh->P, E = sh->E;
+                          const double *consts, const int32_t *layout, double *lam, double *d_matrix,
+                          double *d_times, double *d_wrec, double *d_delay, void *work) {
+    const int32_t n = sh->n, P = sh->P, E = sh->E, npop = sh->npop, *pop_off = layout;
     const double tau_m = consts[0], t_max = consts[2], *floor_ = theta + n; /* theta [n], then floors [n] */
-    double *G = (double *)work, *em = G + S, *ep = em + S, *ex = ep + S, *ed = ex + E;
+    double *G = (double *)work, *em = G + n, *ep = em + n, *sp_t = ep + n, *sp_cur = sp_t + n, *ct = sp_cur + n;
+    int32_t *sp_nb = (int32_t *)(ct + n), *head = sp_nb + n;
+    double *ex = (double *)(((uintptr_t)(head + npop + 1) + 7) & ~(uintptr_t)7), *ed = ex + E;
+    /* The populations' logs merged into one in time order (stage-wide neuron indices). */
+    int32_t S = 0;
+    for (int32_t k = 0; k < npop; k++) head[k] = pop_off[k];
+    for (;;) {
+        int32_t kb = -1;
+        double tb = INFINITY;
+        for (int32_t k = 0; k < npop; k++) {
+            int32_t q = head[k];
+            if (q < pop_off[k + 1] && in_nb[q] >= 0 && in_t[q] < tb) {
+                tb = in_t[q];
+                kb = k;
+            }
+        }
+        if (kb < 0) break;
+        int32_t q = head[kb]++;
+        sp_t[S] = in_t[q];
+        sp_nb[S] = in_nb[q] + pop_off[kb];
+        sp_cur[S] = in_cur[q];
+        ct[S] = in_ct[q];
+        S++;
+    }
     memset(lam, 0, (size_t)n * sizeof(double));
     memset(d_matrix, 0, (size_t)sh->R * n * sizeof(double));
     memset(d_times, 0, (size_t)E * sizeof(double));
