@@ -233,6 +233,23 @@ def test_float32_and_the_callers_vmap() -> None:
     assert not np.array_equal(b[0], b[2])
 
 
+def test_the_handlers_are_built_for_xla_s_thread_pool() -> None:
+    """setup.py finds the pool API in jaxlib's FFI header (it is there in the jaxlib installed here)."""
+    import importlib.util
+    import os
+
+    from snncomp.targets.jax_event import _native
+
+    spec = importlib.util.find_spec("jaxlib")
+    assert spec is not None and spec.submodule_search_locations
+    header = os.path.join(spec.submodule_search_locations[0], "include", "xla", "ffi", "api", "c_api.h")
+    with open(header) as f:
+        has_pool = "XLA_FFI_ThreadPool_Schedule" in f.read()
+    lib = _native._library()
+    assert lib is not None
+    assert lib.snncomp_ffi_pool() == int(has_pool)
+
+
 def test_xla_pool_and_own_threads_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch large enough to be split: chunks on XLA's thread pool, or on threads of the handler's own."""
     net = _net(8, n=60)

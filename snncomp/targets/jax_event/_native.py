@@ -417,26 +417,29 @@ def layer_reason(pop: Any) -> str | None:
     return None
 
 
-def run_layer(
-    pop: Any, nrn: Any, times: Array, rows: Array, matrix: Array, t_max: Array, presorted: bool = True
+def _spike_kernel(
+    target: str,
+    nrn: Any,
+    n: int,
+    times: Array,
+    rows: Array,
+    matrix: Array,
+    t_max: Array,
+    presorted: bool,
+    middle: tuple[Array, ...] = (),
+    tail: tuple[Array, ...] = (),
 ) -> tuple[Array, Array, Array]:
-    """One sample's first spikes of a layer-parallel population, sorted: ``(times, neurons, current)``.
-
-    ``times``/``rows``/``matrix``: the population's deliveries (``_events.incoming``), in time order
-    if ``presorted`` (else the kernel sorts them, stably); ``nrn`` its constants (biased). An XLA
-    custom call (``native/ffi.c``, ``native/layer.c``).
-    """
-    if not _ffi_targets():
-        raise RuntimeError(f"the C layer kernel is unavailable: {layer_reason(pop)}")
+    """Calls a first-spike kernel of ``ffi.c`` (``times [n], neurons [n], current [n]``). Operands: the
+    deliveries, ``middle``, thresholds, initial states, constants (tau_mem, tau_syn, delta, t_max), flags
+    (has_init, sort), ``tail``."""
     dtype = matrix.dtype
-    n = pop.size
 
     def col(x: Array) -> Array:
         return jnp.broadcast_to(x, (n,)).astype(dtype)
 
     consts = jnp.stack([nrn.tau_mem[0], nrn.tau_syn[0], nrn.delta[0], t_max.astype(nrn.tau_mem.dtype)]).astype(dtype)
     call = jax.ffi.ffi_call(
-        "snncomp_layer",
+        target,
         (
             jax.ShapeDtypeStruct((n,), dtype),
             jax.ShapeDtypeStruct((n,), jnp.int32),
@@ -448,12 +451,28 @@ def run_layer(
         times.astype(dtype),
         rows.astype(jnp.int32),
         matrix,
+        *middle,
         col(nrn.theta),
         jnp.stack([col(nrn.u_init), col(nrn.i_init)]),
         consts,
         jnp.asarray([int(nrn.has_init), int(not presorted)], jnp.int32),
+        *tail,
     )
     return out_t, out_nb, out_cur
+
+
+def run_layer(
+    pop: Any, nrn: Any, times: Array, rows: Array, matrix: Array, t_max: Array, presorted: bool = True
+) -> tuple[Array, Array, Array]:
+    """One sample's first spikes of a layer-parallel population, sorted: ``(times, neurons, current)``.
+
+    ``times``/``rows``/``matrix``: the population's deliveries (``_events.incoming``), in time order
+    if ``presorted`` (else the kernel sorts them, stably); ``nrn`` its constants (biased). An XLA
+    custom call (``native/ffi.c``, ``native/layer.c``).
+    """
+    if not _ffi_targets():
+        raise RuntimeError(f"the C layer kernel is unavailable: {layer_reason(pop)}")
+    return _spike_kernel("snncomp_layer", nrn, pop.size, times, rows, matrix, t_max, presorted)
 
 
 def rec_reason(stage: Any) -> str | None:
@@ -526,37 +545,19 @@ def run_rec(
     (``native/ffi.c``, ``native/recurrent.c``)."""
     if not _ffi_targets():
         raise RuntimeError(f"the C recurrent kernel is unavailable: {rec_reason(stage)}")
-    nrn = stage.nrn
-    dtype = matrix.dtype
-    n = stage.n_total
-    wrec, drec = rec_operands(stage, params, dtype)
-
-    def col(x: Array) -> Array:
-        return jnp.broadcast_to(x, (n,)).astype(dtype)
-
-    consts = jnp.stack([nrn.tau_mem[0], nrn.tau_syn[0], nrn.delta[0], t_max.astype(nrn.tau_mem.dtype)]).astype(dtype)
-    call = jax.ffi.ffi_call(
+    wrec, drec = rec_operands(stage, params, matrix.dtype)
+    return _spike_kernel(
         "snncomp_rec",
-        (
-            jax.ShapeDtypeStruct((n,), dtype),
-            jax.ShapeDtypeStruct((n,), jnp.int32),
-            jax.ShapeDtypeStruct((n,), dtype),
-        ),
-        vmap_method="expand_dims",
-    )
-    out_t, out_nb, out_cur = call(
-        times.astype(dtype),
-        rows.astype(jnp.int32),
+        stage.nrn,
+        stage.n_total,
+        times,
+        rows,
         matrix,
-        wrec,
-        drec,
-        col(nrn.theta),
-        jnp.stack([col(nrn.u_init), col(nrn.i_init)]),
-        consts,
-        jnp.asarray([int(nrn.has_init), int(not presorted)], jnp.int32),
-        _rec_layout(stage),
+        t_max,
+        presorted,
+        (wrec, drec),
+        (_rec_layout(stage),),
     )
-    return out_t, out_nb, out_cur
 
 
 def rec_grad(

@@ -30,6 +30,15 @@
 /* The jaxlib version whose FFI header this library was built against (setup.py). */
 const char *snncomp_ffi_jaxlib(void) { return SNNCOMP_JAXLIB; }
 
+/* Whether the handlers split a batch over XLA's thread pool (the header had its API; setup.py). */
+int snncomp_ffi_pool(void) {
+#ifdef SNNCOMP_XLA_POOL
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 typedef struct {
     XLA_FFI_Buffer *buf;
     int64_t lead[MAX_LEAD]; /* leading (batch) dimensions */
@@ -252,85 +261,6 @@ static int parallel_xla(XLA_FFI_CallFrame *cf, Job job, void *ctx, int64_t size,
 #endif
 }
 
-typedef struct {
-    Operand in[7], out[3];
-    Batch batch;
-    LayerShape sh;
-} LayerCall;
-
-static int layer_chunk(void *ctx, int64_t s0, int64_t s1) {
-    const LayerCall *lc = (const LayerCall *)ctx;
-    const Operand *in = lc->in, *out = lc->out;
-    const Batch *batch = &lc->batch;
-    const LayerShape sh = lc->sh;
-    size_t floats = (size_t)sh.E + (size_t)sh.R * sh.n + 3 * (size_t)sh.n + 4 + 2 * (size_t)sh.n;
-    char *mem = malloc(floats * sizeof(double) + snncomp_layer_work(&sh) + 64);
-    if (!mem) return 1;
-    double *s_times = (double *)mem, *s_matrix = s_times + sh.E, *s_theta = s_matrix + (size_t)sh.R * sh.n;
-    double *s_init = s_theta + sh.n, *s_consts = s_init + 2 * (size_t)sh.n, *o_t = s_consts + 4;
-    double *o_cur = o_t + sh.n;
-    void *work = (void *)(mem + floats * sizeof(double) + 8);
-    int64_t cache[7] = {-1, -1, -1, -1, -1, -1, -1};
-    int f64 = out[0].buf->dtype == XLA_FFI_DataType_F64;
-    for (int64_t s = s0; s < s1; s++) {
-        const double *times = f64_row(&in[0], row_of(&in[0], batch, s), s_times, &cache[0]);
-        const int32_t *rows = (const int32_t *)in[1].buf->data + row_of(&in[1], batch, s) * in[1].row;
-        const double *matrix = f64_row(&in[2], row_of(&in[2], batch, s), s_matrix, &cache[2]);
-        const double *theta = f64_row(&in[3], row_of(&in[3], batch, s), s_theta, &cache[3]);
-        const double *init = f64_row(&in[4], row_of(&in[4], batch, s), s_init, &cache[4]);
-        const double *consts = f64_row(&in[5], row_of(&in[5], batch, s), s_consts, &cache[5]);
-        int32_t *nb = (int32_t *)out[1].buf->data + s * sh.n;
-        if (f64) {
-            double *t = (double *)out[0].buf->data + s * sh.n, *cur = (double *)out[2].buf->data + s * sh.n;
-            snncomp_layer_one(&sh, times, rows, matrix, theta, init, consts, t, nb, cur, work);
-        } else {
-            float *t = (float *)out[0].buf->data + s * sh.n, *cur = (float *)out[2].buf->data + s * sh.n;
-            snncomp_layer_one(&sh, times, rows, matrix, theta, init, consts, o_t, nb, o_cur, work);
-            for (int32_t j = 0; j < sh.n; j++) {
-                t[j] = (float)o_t[j];
-                cur[j] = (float)o_cur[j];
-            }
-        }
-    }
-    free(mem);
-    return 0;
-}
-
-/* The layer-parallel kernel (layer.c). Operands: times [E], rows [E] (int32), matrix [R, n], theta [n],
- * init [2, n], consts [4] (tau_mem, tau_syn, delta, t_max), flags [2] (int32: has_init, sort); results: times [n],
- * neurons [n] (int32), current [n]. */
-XLA_FFI_Error *snncomp_layer_ffi(XLA_FFI_CallFrame *cf) {
-    if (not_execute(cf)) return NULL;
-    static const int core_in[7] = {1, 1, 2, 1, 2, 1, 1};
-    static const int core_out[3] = {1, 1, 1};
-    LayerCall lc;
-    Batch out_batch;
-    const char *err = operands(cf->args.args, cf->args.size, 7, core_in, lc.in, &lc.batch, 1);
-    if (!err) err = operands(cf->rets.rets, cf->rets.size, 3, core_out, lc.out, &out_batch, 1);
-    if (err) return fail(cf, err);
-    for (int k = 0; k < 7; k++)
-        if ((k == 1 || k == 6) ? lc.in[k].buf->dtype != XLA_FFI_DataType_S32 : !is_float(&lc.in[k]))
-            return fail(cf, "snncomp FFI: layer operand of unexpected type");
-    LayerShape *sh = &lc.sh;
-    sh->E = (int32_t)lc.in[0].row;
-    sh->n = (int32_t)lc.in[3].row;
-    sh->R = sh->n > 0 ? (int32_t)(lc.in[2].row / sh->n) : 0;
-    if (lc.in[6].row != 2) return fail(cf, "snncomp FFI: layer flags of unexpected shape");
-    sh->has_init = ((const int32_t *)lc.in[6].buf->data)[0];
-    sh->sort = ((const int32_t *)lc.in[6].buf->data)[1];
-    lc.batch.size = 1;
-    for (int d = 0; d < lc.batch.nlead; d++) lc.batch.size *= lc.batch.shape[d];
-    int64_t out_size = 1;
-    for (int d = 0; d < out_batch.nlead; d++) out_size *= out_batch.shape[d];
-    if (out_size != lc.batch.size || lc.out[0].row != sh->n)
-        return fail(cf, "snncomp FFI: layer results of unexpected shape");
-    /* A thread costs ~20 us to start: worth it from about that much work per thread. */
-    double work = (double)lc.batch.size * (sh->E + 2) * (sh->n + 8);
-    int threads = work < 40000.0 ? 1 : max_threads();
-    if (parallel_xla(cf, layer_chunk, &lc, lc.batch.size, threads)) return fail(cf, "snncomp FFI: out of memory");
-    return NULL;
-}
-
 /* Where a handler writes sample s's row of result `op`: the buffer itself (float64) or `scratch`. */
 static double *result_row(const Operand *op, int64_t s, double *scratch) {
     return op->buf->dtype == XLA_FFI_DataType_F64 ? (double *)op->buf->data + s * op->row : scratch;
@@ -399,6 +329,75 @@ static const double *frow(Scratch *sc, const Operand *in, const Batch *batch, in
 
 static const int32_t *irow(const Operand *in, const Batch *batch, int k, int64_t s) {
     return (const int32_t *)in[k].buf->data + row_of(&in[k], batch, s) * in[k].row;
+}
+
+typedef struct {
+    Operand in[7], out[3];
+    Batch batch;
+    LayerShape sh;
+} LayerCall;
+
+static int layer_chunk(void *ctx, int64_t s0, int64_t s1) {
+    const LayerCall *lc = (const LayerCall *)ctx;
+    const Operand *in = lc->in, *out = lc->out;
+    const Batch *batch = &lc->batch;
+    const LayerShape sh = lc->sh;
+    size_t floats = (size_t)sh.E + (size_t)sh.R * sh.n + 3 * (size_t)sh.n + 4 + 2 * (size_t)sh.n;
+    char *mem = malloc(floats * sizeof(double) + snncomp_layer_work(&sh) + 64);
+    if (!mem) return 1;
+    double *s_times = (double *)mem, *s_matrix = s_times + sh.E, *s_theta = s_matrix + (size_t)sh.R * sh.n;
+    double *s_init = s_theta + sh.n, *s_consts = s_init + 2 * (size_t)sh.n, *o_t = s_consts + 4;
+    double *o_cur = o_t + sh.n;
+    void *work = (void *)(mem + floats * sizeof(double) + 8);
+    int64_t cache[7] = {-1, -1, -1, -1, -1, -1, -1};
+    int f64 = out[0].buf->dtype == XLA_FFI_DataType_F64;
+    for (int64_t s = s0; s < s1; s++) {
+        const double *times = f64_row(&in[0], row_of(&in[0], batch, s), s_times, &cache[0]);
+        const int32_t *rows = (const int32_t *)in[1].buf->data + row_of(&in[1], batch, s) * in[1].row;
+        const double *matrix = f64_row(&in[2], row_of(&in[2], batch, s), s_matrix, &cache[2]);
+        const double *theta = f64_row(&in[3], row_of(&in[3], batch, s), s_theta, &cache[3]);
+        const double *init = f64_row(&in[4], row_of(&in[4], batch, s), s_init, &cache[4]);
+        const double *consts = f64_row(&in[5], row_of(&in[5], batch, s), s_consts, &cache[5]);
+        int32_t *nb = (int32_t *)out[1].buf->data + s * sh.n;
+        if (f64) {
+            double *t = (double *)out[0].buf->data + s * sh.n, *cur = (double *)out[2].buf->data + s * sh.n;
+            snncomp_layer_one(&sh, times, rows, matrix, theta, init, consts, t, nb, cur, work);
+        } else {
+            float *t = (float *)out[0].buf->data + s * sh.n, *cur = (float *)out[2].buf->data + s * sh.n;
+            snncomp_layer_one(&sh, times, rows, matrix, theta, init, consts, o_t, nb, o_cur, work);
+            for (int32_t j = 0; j < sh.n; j++) {
+                t[j] = (float)o_t[j];
+                cur[j] = (float)o_cur[j];
+            }
+        }
+    }
+    free(mem);
+    return 0;
+}
+
+/* The layer-parallel kernel (layer.c). Operands: times [E], rows [E] (int32), matrix [R, n], theta [n],
+ * init [2, n], consts [4] (tau_mem, tau_syn, delta, t_max), flags [2] (int32: has_init, sort); results: times [n],
+ * neurons [n] (int32), current [n]. */
+XLA_FFI_Error *snncomp_layer_ffi(XLA_FFI_CallFrame *cf) {
+    if (not_execute(cf)) return NULL;
+    static const int core_in[7] = {1, 1, 2, 1, 2, 1, 1}, int_in[7] = {0, 1, 0, 0, 0, 0, 1};
+    static const int core_out[3] = {1, 1, 1}, int_out[3] = {0, 1, 0};
+    LayerCall lc;
+    const char *err = frame(cf, 7, core_in, int_in, lc.in, 3, core_out, int_out, lc.out, &lc.batch);
+    if (err) return fail(cf, err);
+    LayerShape *sh = &lc.sh;
+    sh->E = (int32_t)lc.in[0].row;
+    sh->n = (int32_t)lc.in[3].row;
+    sh->R = sh->n > 0 ? (int32_t)(lc.in[2].row / sh->n) : 0;
+    if (lc.in[6].row != 2) return fail(cf, "snncomp FFI: layer flags of unexpected shape");
+    sh->has_init = ((const int32_t *)lc.in[6].buf->data)[0];
+    sh->sort = ((const int32_t *)lc.in[6].buf->data)[1];
+    if (lc.out[0].row != sh->n) return fail(cf, "snncomp FFI: layer results of unexpected shape");
+    /* A thread costs ~20 us to start: worth it from about that much work per thread. */
+    double work = (double)lc.batch.size * (sh->E + 2) * (sh->n + 8);
+    int threads = work < 40000.0 ? 1 : max_threads();
+    if (parallel_xla(cf, layer_chunk, &lc, lc.batch.size, threads)) return fail(cf, "snncomp FFI: out of memory");
+    return NULL;
 }
 
 typedef struct {
